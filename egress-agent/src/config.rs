@@ -1,0 +1,199 @@
+//! The configuration file (`/etc/egress/egress.toml`): every key of the spec, with defaults.
+//! Parsing is strict (unknown keys are errors); `validate` checks the meaning.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::paths;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub mode: ModeSetting,
+    #[serde(default = "default_blocked_ports")]
+    pub blocked_ports: Vec<u16>,
+    #[serde(default = "default_pin_dir")]
+    pub pin_dir: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+    #[serde(default, rename = "interface")]
+    pub interfaces: Vec<InterfaceConfig>,
+    #[serde(default)]
+    pub allow: AllowConfig,
+    #[serde(default)]
+    pub subscribers: SubscribersConfig,
+    #[serde(default)]
+    pub detection: DetectionConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModeSetting {
+    #[default]
+    Enforce,
+    Monitor,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceConfig {
+    pub name: String,
+    pub hook: Hook,
+    #[serde(default)]
+    pub xdp_mode: XdpModeSetting,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Hook {
+    #[serde(rename = "xdp")]
+    Xdp,
+    #[serde(rename = "tc-egress")]
+    TcEgress,
+}
+
+impl Hook {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Hook::Xdp => "xdp",
+            Hook::TcEgress => "tc-egress",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpModeSetting {
+    #[default]
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowConfig {
+    #[serde(default)]
+    pub relays: Vec<String>,
+    #[serde(default)]
+    pub exempt: Vec<String>,
+    #[serde(default)]
+    pub destinations: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribersConfig {
+    #[serde(default = "default_ipv6_prefix_len")]
+    pub ipv6_prefix_len: u8,
+    #[serde(default = "default_max_tracked")]
+    pub max_tracked: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionConfig {
+    #[serde(default = "default_window_seconds")]
+    pub window_seconds: u64,
+    #[serde(default = "default_attempts_threshold")]
+    pub attempts_threshold: u64,
+    #[serde(default = "default_distinct_destinations_threshold")]
+    pub distinct_destinations_threshold: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_max_subscriber_series")]
+    pub max_subscriber_series: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    #[serde(default = "default_socket")]
+    pub socket: String,
+    #[serde(default = "default_true")]
+    pub reattach: bool,
+}
+
+fn default_blocked_ports() -> Vec<u16> {
+    vec![25]
+}
+fn default_pin_dir() -> String {
+    paths::DEFAULT_PIN_DIR.to_owned()
+}
+fn default_state_dir() -> String {
+    paths::DEFAULT_STATE_DIR.to_owned()
+}
+fn default_ipv6_prefix_len() -> u8 {
+    64
+}
+fn default_max_tracked() -> u32 {
+    egress_common::DEFAULT_MAX_TRACKED
+}
+fn default_window_seconds() -> u64 {
+    300
+}
+fn default_attempts_threshold() -> u64 {
+    20
+}
+fn default_distinct_destinations_threshold() -> u64 {
+    5
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9725))
+}
+fn default_max_subscriber_series() -> usize {
+    1000
+}
+fn default_socket() -> String {
+    paths::DEFAULT_SOCKET.to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for SubscribersConfig {
+    fn default() -> Self {
+        SubscribersConfig {
+            ipv6_prefix_len: default_ipv6_prefix_len(),
+            max_tracked: default_max_tracked(),
+        }
+    }
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            window_seconds: default_window_seconds(),
+            attempts_threshold: default_attempts_threshold(),
+            distinct_destinations_threshold: default_distinct_destinations_threshold(),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_listen(),
+            max_subscriber_series: default_max_subscriber_series(),
+        }
+    }
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_socket(),
+            reattach: true,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", egress_agent::EBPF_OBJECT.len());
+}

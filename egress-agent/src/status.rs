@@ -1,0 +1,55 @@
+//! What the running agent knows about itself, shared between the daemon (which writes it) and
+//! the metrics endpoint and control socket (which read it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Hook, ModeSetting};
+
+/// One program attachment the agent manages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub interface: String,
+    pub hook: Hook,
+    /// `native`, `skb` for XDP; `tcx` for TC.
+    pub mode: String,
+    /// Our program is attached right now.
+    pub attached: bool,
+    /// A program that is not ours holds the hook (reported, and replaced when `reattach`).
+    pub foreign_program: bool,
+}
+
+/// Allowlist entry counts or drift counts by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByKind {
+    pub relay: u64,
+    pub exempt: u64,
+    pub destination: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub version: String,
+    pub mode: ModeSetting,
+    pub pin_dir: String,
+    pub attachments: Vec<Attachment>,
+    pub allowlist_entries: ByKind,
+    /// Entries changed behind the agent's back and reverted.
+    pub allowlist_drift: ByKind,
+    pub config_last_reload_successful: bool,
+    pub max_tracked: u32,
+}
+
+impl AgentStatus {
+    pub fn new(mode: ModeSetting, pin_dir: &str, max_tracked: u32) -> Self {
+        AgentStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            mode,
+            pin_dir: pin_dir.to_owned(),
+            attachments: Vec::new(),
+            allowlist_entries: ByKind::default(),
+            allowlist_drift: ByKind::default(),
+            config_last_reload_successful: true,
+            max_tracked,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Types and logic shared by the eBPF dataplane and user space.
+//!
+//! Everything here is `no_std`: the packet parser is compiled into the kernel programs and, for
+//! tests and fuzzing, for the host. Map types are `#[repr(C)]` with explicit padding so both
+//! sides agree byte for byte; the `user` feature adds `aya::Pod` for them.
+#![no_std]
+
+pub mod config;
+pub mod counters;
+pub mod event;
+pub mod packet;
+pub mod parse;
+pub mod ports;
+pub mod subscriber;
+
+pub use config::{DataplaneConfig, Mode};
+pub use counters::Counter;
+pub use event::{EventKind, SubscriberEvent};
+pub use packet::Packet;
+pub use parse::{Family, Parsed, SmtpPacket, Suspect, parse};
+pub use ports::PortSet;
+pub use subscriber::{SubscriberKey, SubscriberRecord, destination_bit};
+
+/// Names of the maps and globals in the eBPF object; user space finds them by these names.
+pub mod names {
+    pub const XDP_PROGRAM: &str = "egress_xdp";
+    pub const TC_PROGRAM: &str = "egress_tc";
+    pub const CONFIG: &str = "EGRESS_CONFIG";
+    pub const COUNTERS: &str = "EGRESS_COUNTERS";
+    pub const SOURCES_V4: &str = "EGRESS_SOURCES_V4";
+    pub const SOURCES_V6: &str = "EGRESS_SOURCES_V6";
+    pub const DESTINATIONS_V4: &str = "EGRESS_DESTS_V4";
+    pub const DESTINATIONS_V6: &str = "EGRESS_DESTS_V6";
+    pub const SUBSCRIBERS: &str = "EGRESS_SUBSCRIBERS";
+    pub const EVENTS: &str = "EGRESS_EVENTS";
+    /// Read-only global holding the blocked-port bitmap, set at load time.
+    pub const BLOCKED_PORTS: &str = "EGRESS_BLOCKED_PORTS";
+}
+
+/// Bits in an allowlist map value: a prefix may be both a relay and an exempt customer.
+pub mod allow_kind {
+    pub const RELAY: u32 = 1;
+    pub const EXEMPT: u32 = 2;
+    pub const DESTINATION: u32 = 4;
+}
+
+/// Default capacity of each allowlist map (per family and direction).
+pub const DEFAULT_ALLOWLIST_CAPACITY: u32 = 2_097_152;
+/// Default capacity of the subscriber LRU map.
+pub const DEFAULT_MAX_TRACKED: u32 = 1_048_576;
+/// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 256 * 1024;

@@ -1,0 +1,44 @@
+//! Bounds-checked access to frame bytes, implemented by each program context and by byte slices.
+
+/// Parsing never reads past this offset. It keeps every offset provably bounded for the
+/// verifier; a header chain reaching past it is "too long to walk".
+pub const MAX_PARSE_OFFSET: usize = 1024;
+
+pub trait Packet {
+    /// Reads a `T` (a plain byte array) at `offset`, or `None` past the end of the frame or past
+    /// [`MAX_PARSE_OFFSET`].
+    fn read<T: Copy>(&self, offset: usize) -> Option<T>;
+
+    /// Frame length in bytes as seen by the parser.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline(always)]
+    fn u8_at(&self, offset: usize) -> Option<u8> {
+        self.read::<[u8; 1]>(offset).map(|b| b[0])
+    }
+
+    #[inline(always)]
+    fn u16_at(&self, offset: usize) -> Option<u16> {
+        self.read::<[u8; 2]>(offset).map(u16::from_be_bytes)
+    }
+}
+
+impl Packet for [u8] {
+    #[inline(always)]
+    fn read<T: Copy>(&self, offset: usize) -> Option<T> {
+        let size = core::mem::size_of::<T>();
+        if offset > MAX_PARSE_OFFSET || offset.checked_add(size)? > <[u8]>::len(self) {
+            return None;
+        }
+        // SAFETY: bounds checked above; T is a plain byte array read unaligned.
+        Some(unsafe { self.as_ptr().add(offset).cast::<T>().read_unaligned() })
+    }
+
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+}

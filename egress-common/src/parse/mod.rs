@@ -1,0 +1,83 @@
+//! The one packet parser, shared by the XDP and TC programs and compiled for the host in tests
+//! and fuzzing. It answers a single question: is this frame TCP to a blocked port, and if so from
+//! where to where, or could it be and cannot be judged?
+//!
+//! The common case (not TCP, or TCP to an unblocked port) returns [`Parsed::Pass`] after a
+//! handful of loads and no map lookups.
+
+mod ipv4;
+mod ipv6;
+mod link;
+mod tcp;
+
+use crate::{packet::Packet, ports::BlockedPorts};
+
+pub use ipv6::MAX_EXTENSION_HEADERS;
+pub use link::MAX_VLAN_TAGS;
+
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Ipv4 = 4,
+    Ipv6 = 6,
+}
+
+/// An SMTP-bound packet: TCP to a blocked destination port with a readable header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SmtpPacket {
+    pub family: Family,
+    /// IPv4 addresses occupy the first four bytes, the rest zero.
+    pub source: [u8; 16],
+    pub destination: [u8; 16],
+    pub destination_port: u16,
+    pub tcp_flags: u8,
+    /// IP-layer length in bytes (header plus payload).
+    pub ip_len: u16,
+}
+
+impl SmtpPacket {
+    /// A connection attempt: SYN without ACK (ECE, CWR, FIN, PSH, data do not matter).
+    pub const fn is_connection_attempt(&self) -> bool {
+        self.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN
+    }
+}
+
+/// Why a frame that might be SMTP-bound cannot be judged on its headers. Enforce mode drops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suspect {
+    /// A TCP first fragment too short for the whole TCP header (RFC 1858, RFC 3128).
+    TinyFragment,
+    /// A TCP fragment at offset 1 (RFC 1858 overlap).
+    OverlapFragment,
+    /// An IPv6 first fragment whose chain does not reach the upper layer (RFC 7112), or a chain
+    /// too long to walk.
+    Ipv6Chain,
+    /// A TCP header whose destination port cannot be read for certain, or a frame the parser
+    /// cannot finish (too many VLAN tags).
+    Malformed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Not SMTP-bound: passes untouched and uncounted.
+    Pass,
+    /// SMTP-bound: judged against the allowlists.
+    Smtp(SmtpPacket),
+    /// Could be SMTP-bound and cannot be judged: dropped in enforce mode, always counted.
+    Suspect(Suspect),
+    /// Malformed, but cannot be SMTP-bound (for example a truncated UDP header): passes, counted.
+    Malformed,
+}
+
+/// Parses one Ethernet frame.
+#[inline(always)]
+pub fn parse<P: Packet + ?Sized, B: BlockedPorts>(packet: &P, blocked: &B) -> Parsed {
+    let network = match link::network_layer(packet) {
+        Ok(network) => network,
+        Err(parsed) => return parsed,
+    };
+    match network {
+        link::Network::Ipv4(offset) => ipv4::parse(packet, offset, blocked),
+        link::Network::Ipv6(offset) => ipv6::parse(packet, offset, blocked),
+    }
+}

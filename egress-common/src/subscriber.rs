@@ -1,0 +1,62 @@
+//! Per-subscriber records kept by the dataplane in an LRU map.
+
+/// An IPv4 /32 or an IPv6 source masked to the configured prefix length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SubscriberKey {
+    /// 4 or 6.
+    pub family: u8,
+    /// 32 for IPv4; the aggregation length for IPv6.
+    pub prefix_len: u8,
+    pub _pad: [u8; 2],
+    /// IPv4 in the first four bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+
+/// Everything the dataplane knows about one subscriber's blocked SMTP traffic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscriberRecord {
+    /// Blocked connection attempts: SYN without ACK.
+    pub attempts: u64,
+    pub packets: u64,
+    /// IP-layer bytes.
+    pub bytes: u64,
+    /// Monotonic ns.
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    /// Linear-counting bitmap of destination hashes, lifetime.
+    pub destinations: [u64; 2],
+    /// Start of the current detection window (monotonic ns).
+    pub window_start_ns: u64,
+    pub window_attempts: u64,
+    pub window_destinations: [u64; 2],
+    /// Last time the subscriber was over a detection threshold (monotonic ns); 0 = never.
+    pub flagged_ns: u64,
+}
+
+/// Bits in a destination bitmap.
+pub const DESTINATION_BITS: u32 = 128;
+
+/// Which of the 128 bitmap bits a destination address sets.
+#[inline(always)]
+pub fn destination_bit(destination: &[u8; 16]) -> u32 {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&destination[..8]);
+    lo.copy_from_slice(&destination[8..]);
+    let folded = u64::from_ne_bytes(hi) ^ u64::from_ne_bytes(lo).rotate_left(29);
+    let mixed = (folded ^ (folded >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 57) as u32
+}
+
+/// Number of bits set in a destination bitmap.
+#[inline(always)]
+pub fn bits_set(bitmap: &[u64; 2]) -> u64 {
+    (bitmap[0].count_ones() + bitmap[1].count_ones()) as u64
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SubscriberKey {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SubscriberRecord {}

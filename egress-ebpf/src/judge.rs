@@ -1,0 +1,144 @@
+//! The one decision function shared by the XDP and TC programs.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use egress_common::{
+    Counter, DataplaneConfig, Family, Packet, Parsed, PortSet, SmtpPacket, Suspect, allow_kind,
+    parse, ports::BlockedPorts,
+};
+
+use crate::{
+    maps::{CONFIG, DESTINATIONS_V4, DESTINATIONS_V6, SOURCES_V4, SOURCES_V6, count},
+    subscriber,
+};
+
+/// Blocked destination ports, set by the agent at load time. Read-only, so checking a port costs
+/// one load and no map lookup on the fast path.
+#[unsafe(no_mangle)]
+static EGRESS_BLOCKED_PORTS: PortSet = PortSet::DEFAULT;
+
+struct LoadTimePorts;
+
+impl BlockedPorts for LoadTimePorts {
+    #[inline(always)]
+    fn is_blocked(&self, port: u16) -> bool {
+        // SAFETY: the index is below 1024 by construction; volatile keeps the compiler from
+        // folding in the default value the agent overrides.
+        let word = unsafe {
+            core::ptr::read_volatile(
+                core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.words)
+                    .cast::<u64>()
+                    .add((port >> 6) as usize),
+            )
+        };
+        (word >> (port & 63)) & 1 == 1
+    }
+}
+
+pub enum Action {
+    Pass,
+    Drop,
+}
+
+#[inline(always)]
+pub fn judge<P: Packet>(packet: &P) -> Action {
+    match parse(packet, &LoadTimePorts) {
+        Parsed::Pass => Action::Pass,
+        Parsed::Smtp(smtp) => judge_smtp(&smtp),
+        Parsed::Suspect(suspect) => {
+            count(match suspect {
+                Suspect::TinyFragment => Counter::TinyFragment,
+                Suspect::OverlapFragment => Counter::OverlapFragment,
+                Suspect::Ipv6Chain => Counter::Ipv6Chain,
+                Suspect::Malformed => Counter::Malformed,
+            });
+            if config().monitor() {
+                Action::Pass
+            } else {
+                Action::Drop
+            }
+        }
+        Parsed::Malformed => {
+            count(Counter::Malformed);
+            Action::Pass
+        }
+    }
+}
+
+#[inline(always)]
+fn judge_smtp(packet: &SmtpPacket) -> Action {
+    let v4 = packet.family == Family::Ipv4;
+    let source_kind = source_allow_kind(packet);
+    if source_kind & allow_kind::RELAY != 0 {
+        count(pick(v4, Counter::AllowedRelayV4, Counter::AllowedRelayV6));
+        return Action::Pass;
+    }
+    if source_kind & allow_kind::EXEMPT != 0 {
+        count(pick(v4, Counter::AllowedExemptV4, Counter::AllowedExemptV6));
+        return Action::Pass;
+    }
+    if destination_allowed(packet) {
+        count(pick(
+            v4,
+            Counter::AllowedDestinationV4,
+            Counter::AllowedDestinationV6,
+        ));
+        return Action::Pass;
+    }
+    let config = config();
+    subscriber::record_blocked(packet, config);
+    if config.monitor() {
+        count(pick(v4, Counter::MonitoredV4, Counter::MonitoredV6));
+        Action::Pass
+    } else {
+        count(pick(v4, Counter::DroppedV4, Counter::DroppedV6));
+        Action::Drop
+    }
+}
+
+#[inline(always)]
+fn pick(v4: bool, ipv4: Counter, ipv6: Counter) -> Counter {
+    if v4 { ipv4 } else { ipv6 }
+}
+
+/// Used only if the config map has no slot, which cannot happen for an array map; it keeps the
+/// verifier happy and fails closed (enforce mode).
+static FALLBACK_CONFIG: DataplaneConfig = DataplaneConfig {
+    mode: 0,
+    ipv6_prefix_len: 64,
+    ipv6_mask: egress_common::config::ipv6_mask(64),
+    window_ns: 0,
+    attempts_threshold: 0,
+    destination_bits_threshold: 0,
+};
+
+#[inline(always)]
+fn config() -> &'static DataplaneConfig {
+    CONFIG.get(0).unwrap_or(&FALLBACK_CONFIG)
+}
+
+/// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
+#[inline(always)]
+fn source_allow_kind(packet: &SmtpPacket) -> u32 {
+    let found = match packet.family {
+        Family::Ipv4 => SOURCES_V4.get(Key::new(32, ipv4(&packet.source))),
+        Family::Ipv6 => SOURCES_V6.get(Key::new(128, packet.source)),
+    };
+    found.copied().unwrap_or(0)
+}
+
+#[inline(always)]
+fn destination_allowed(packet: &SmtpPacket) -> bool {
+    match packet.family {
+        Family::Ipv4 => DESTINATIONS_V4
+            .get(Key::new(32, ipv4(&packet.destination)))
+            .is_some(),
+        Family::Ipv6 => DESTINATIONS_V6
+            .get(Key::new(128, packet.destination))
+            .is_some(),
+    }
+}
+
+#[inline(always)]
+fn ipv4(address: &[u8; 16]) -> [u8; 4] {
+    [address[0], address[1], address[2], address[3]]
+}

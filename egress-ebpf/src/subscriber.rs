@@ -1,0 +1,140 @@
+//! Per-subscriber records and ring-buffer events for blocked SMTP traffic.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use egress_common::{
+    Counter, DataplaneConfig, EventKind, Family, SmtpPacket, SubscriberEvent, SubscriberKey,
+    SubscriberRecord, destination_bit, subscriber::bits_set,
+};
+
+use crate::maps::{EVENTS, SUBSCRIBERS, count};
+
+/// Records one blocked (dropped or monitored) SMTP packet against its subscriber. Kept out of
+/// line: it is off the fast path and its own stack frame keeps the caller's small.
+#[inline(never)]
+pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = subscriber_key(packet, config);
+    let attempt = packet.is_connection_attempt() as u64;
+    let bit = destination_bit(&packet.destination);
+    let (word, mask) = ((bit >> 6) as usize & 1, 1u64 << (bit & 63));
+
+    let record = match SUBSCRIBERS.get_ptr_mut(&key) {
+        Some(record) => record,
+        None => {
+            let mut destinations = [0u64; 2];
+            destinations[word] = mask;
+            let fresh = SubscriberRecord {
+                attempts: attempt,
+                packets: 1,
+                bytes: packet.ip_len as u64,
+                first_seen_ns: now,
+                last_seen_ns: now,
+                destinations,
+                window_start_ns: now,
+                window_attempts: attempt,
+                window_destinations: destinations,
+                flagged_ns: 0,
+            };
+            if SUBSCRIBERS.insert(&key, &fresh, BPF_NOEXIST as u64).is_ok() {
+                emit(EventKind::FirstSeen, now, &key, packet);
+                if let Some(record) = SUBSCRIBERS.get_ptr_mut(&key) {
+                    // SAFETY: a pointer into the map value, valid for this program run.
+                    unsafe { check_thresholds(&mut *record, config, now, &key, packet) };
+                }
+                return;
+            }
+            // Another CPU created it first: update theirs.
+            match SUBSCRIBERS.get_ptr_mut(&key) {
+                Some(record) => record,
+                None => return,
+            }
+        }
+    };
+
+    // SAFETY: map values stay valid for the program run; counters shared between CPUs are
+    // updated atomically, the window and bitmaps tolerate a rare lost update.
+    unsafe {
+        let record = &mut *record;
+        if now.wrapping_sub(record.window_start_ns) > config.window_ns {
+            record.window_start_ns = now;
+            record.window_attempts = 0;
+            record.window_destinations = [0, 0];
+        }
+        add(&mut record.attempts, attempt);
+        add(&mut record.window_attempts, attempt);
+        add(&mut record.packets, 1);
+        add(&mut record.bytes, packet.ip_len as u64);
+        record.last_seen_ns = now;
+        record.destinations[word] |= mask;
+        record.window_destinations[word] |= mask;
+        check_thresholds(record, config, now, &key, packet);
+    }
+}
+
+/// Marks the subscriber as over a detection threshold, emitting an event when it was not already.
+#[inline(always)]
+fn check_thresholds(
+    record: &mut SubscriberRecord,
+    config: &DataplaneConfig,
+    now: u64,
+    key: &SubscriberKey,
+    packet: &SmtpPacket,
+) {
+    let over_attempts =
+        config.attempts_threshold != 0 && record.window_attempts >= config.attempts_threshold;
+    let over_destinations = config.destination_bits_threshold != 0
+        && bits_set(&record.window_destinations) >= config.destination_bits_threshold;
+    if !(over_attempts || over_destinations) {
+        return;
+    }
+    let already = record.flagged_ns != 0 && now.wrapping_sub(record.flagged_ns) <= config.window_ns;
+    record.flagged_ns = now;
+    if !already {
+        emit(EventKind::Flagged, now, key, packet);
+    }
+}
+
+#[inline(always)]
+fn add(counter: &mut u64, value: u64) {
+    // SAFETY: `counter` is a valid, aligned u64 in a map value. Compiles to BPF_XADD because
+    // the result is unused.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
+}
+
+#[inline(always)]
+fn subscriber_key(packet: &SmtpPacket, config: &DataplaneConfig) -> SubscriberKey {
+    let mut key = SubscriberKey {
+        family: packet.family as u8,
+        prefix_len: 32,
+        _pad: [0; 2],
+        addr: packet.source,
+    };
+    if packet.family == Family::Ipv6 {
+        key.prefix_len = config.ipv6_prefix_len as u8;
+        for (byte, mask) in key.addr.iter_mut().zip(config.ipv6_mask.iter()) {
+            *byte &= *mask;
+        }
+    }
+    key
+}
+
+#[inline(never)]
+fn emit(kind: EventKind, now: u64, key: &SubscriberKey, packet: &SmtpPacket) {
+    match EVENTS.reserve::<SubscriberEvent>(0) {
+        Some(mut entry) => {
+            entry.write(SubscriberEvent {
+                timestamp_ns: now,
+                kind: kind as u32,
+                dst_port: packet.destination_port as u32,
+                subscriber: *key,
+                destination: packet.destination,
+                _pad: [0; 4],
+            });
+            entry.submit(0);
+        }
+        None => count(Counter::EventsSuppressed),
+    }
+}
