@@ -1,8 +1,10 @@
 //! egress-agent: loads the dataplane, owns its maps, serves the control socket and metrics.
 
 pub mod config;
+pub mod estimate;
 pub mod paths;
 pub mod status;
+pub mod telemetry;
 
 /// The eBPF object built from `egress-ebpf` by this crate's build script.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/egress"));
