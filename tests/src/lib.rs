@@ -1,1 +1,2 @@
-
+//! Shared helpers for egress integration tests.
+pub mod netns;
