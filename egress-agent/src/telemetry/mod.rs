@@ -1,17 +1,33 @@
 //! Metrics, bot detection and dataplane events.
 //!
-//! CONTRACT (the daemon depends on exactly this surface; the bodies are being written):
+//! CONTRACT (the daemon depends on exactly this surface):
 //! - `run(ctx)` serves `/metrics` on `config.metrics.listen`, drains the event ring buffer into
 //!   rate-limited log lines, and logs flagging / un-flagging. The daemon spawns it once and
 //!   aborts and respawns it when `metrics.listen` changes on reload.
 //! - `top` and `find` answer the `top` and `subscriber` control requests.
+//!
+//! Everything is read from the pinned maps when asked for (a scrape, a control request), never
+//! copied by a polling loop, so the numbers are those of the kernel at that moment.
+
+mod clock;
+pub mod collector;
+mod detection;
+mod events;
+pub mod exposition;
+pub mod http;
+pub mod limiter;
+mod pinned;
+pub mod scan;
+pub mod subscribers;
 
 use std::{
-    net::IpAddr,
-    sync::{Arc, RwLock},
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::{Arc, RwLock, RwLockReadGuard},
 };
 
 use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{config::Config, paths::PinLayout, status::AgentStatus};
 
@@ -36,27 +52,86 @@ pub struct SubscriberView {
     pub first_seen: String,
     pub last_seen: String,
     pub suspected_bot: bool,
+    /// Blocked connection attempts in the current detection window.
+    #[serde(default)]
+    pub window_attempts: u64,
+    /// Distinct destinations estimated in the current detection window.
+    #[serde(default)]
+    pub window_distinct_destinations: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("telemetry is not implemented yet")]
-    NotImplemented,
+    #[error("cannot open pinned map {path}: {source}")]
+    OpenMap {
+        path: PathBuf,
+        source: aya::maps::MapError,
+    },
+    #[error("cannot read map {path}: {source}")]
+    ReadMap {
+        path: PathBuf,
+        source: aya::maps::MapError,
+    },
+    #[error("cannot scan map {path} ({call}): {source}")]
+    Syscall {
+        path: PathBuf,
+        call: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for metrics on {addr} (metrics.listen): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the event ring buffer {path}: {source}")]
+    Events {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a metrics worker failed: {0}")]
+    Worker(String),
 }
 
-pub async fn run(_ctx: TelemetryContext) -> Result<(), TelemetryError> {
-    Err(TelemetryError::NotImplemented)
+/// Serves `/metrics`, drains events and watches for flagging until aborted or the listener
+/// cannot be bound.
+pub async fn run(ctx: TelemetryContext) -> Result<(), TelemetryError> {
+    let addr = read(&ctx.config).metrics.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    tracing::info!(listen = %addr, "serving Prometheus metrics at /metrics");
+    // Aborting `run` (reload with a new address) must also stop these.
+    let _workers = AbortOnDrop(vec![
+        tokio::spawn(events::drain_forever(ctx.clone())),
+        tokio::spawn(detection::watch_forever(ctx.clone())),
+    ]);
+    http::serve(listener, ctx).await
 }
 
 /// The `n` subscribers with the most blocked attempts, most first.
-pub fn top(_ctx: &TelemetryContext, _n: usize) -> Result<Vec<SubscriberView>, TelemetryError> {
-    Err(TelemetryError::NotImplemented)
+pub fn top(ctx: &TelemetryContext, n: usize) -> Result<Vec<SubscriberView>, TelemetryError> {
+    subscribers::top(ctx, n)
 }
 
 /// The record of the subscriber containing `address` (IPv6 aggregated as configured).
 pub fn find(
-    _ctx: &TelemetryContext,
-    _address: IpAddr,
+    ctx: &TelemetryContext,
+    address: IpAddr,
 ) -> Result<Option<SubscriberView>, TelemetryError> {
-    Err(TelemetryError::NotImplemented)
+    subscribers::find(ctx, address)
+}
+
+/// Reads a lock shared with the daemon; a writer that panicked left valid data behind.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }

@@ -1,0 +1,194 @@
+//! Builds the `/metrics` exposition from the pinned maps and the agent's status, at scrape time.
+
+use egress_common::Counter;
+
+use super::{
+    TelemetryContext, TelemetryError,
+    exposition::{Exposition, MetricType},
+    limiter, pinned, read,
+    subscribers::{self, Detector},
+};
+use crate::status::AgentStatus;
+
+/// `(counter, verdict, family)` for `egress_smtp_packets_total`.
+const VERDICTS: [(Counter, &str, &str); 10] = [
+    (Counter::AllowedRelayV4, "allowed_relay", "ipv4"),
+    (Counter::AllowedRelayV6, "allowed_relay", "ipv6"),
+    (Counter::AllowedExemptV4, "allowed_exempt", "ipv4"),
+    (Counter::AllowedExemptV6, "allowed_exempt", "ipv6"),
+    (Counter::AllowedDestinationV4, "allowed_destination", "ipv4"),
+    (Counter::AllowedDestinationV6, "allowed_destination", "ipv6"),
+    (Counter::DroppedV4, "dropped", "ipv4"),
+    (Counter::DroppedV6, "dropped", "ipv6"),
+    (Counter::MonitoredV4, "monitored", "ipv4"),
+    (Counter::MonitoredV6, "monitored", "ipv6"),
+];
+
+const OTHER_DROPS: [(Counter, &str); 3] = [
+    (Counter::TinyFragment, "tiny_fragment"),
+    (Counter::OverlapFragment, "overlap_fragment"),
+    (Counter::Ipv6Chain, "ipv6_chain"),
+];
+
+/// The whole exposition, read now.
+pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
+    let max_series = read(&ctx.config).metrics.max_subscriber_series;
+    let status = read(&ctx.status).clone();
+    let counters = pinned::counters(&ctx.pins)?;
+    let detector = Detector::now(ctx);
+    let census = subscribers::census(ctx, max_series, &detector)?;
+
+    let mut out = Exposition::new();
+    write_dataplane_counters(&mut out, &counters);
+    write_subscribers(&mut out, &census);
+    write_agent(&mut out, &status, &counters);
+    Ok(out.finish())
+}
+
+fn write_dataplane_counters(out: &mut Exposition, counters: &[u64]) {
+    let name = "egress_smtp_packets_total";
+    out.family(
+        name,
+        MetricType::Counter,
+        "SMTP-bound packets by verdict and IP family.",
+    );
+    for (counter, verdict, family) in VERDICTS {
+        out.sample(
+            name,
+            &[("verdict", verdict), ("family", family)],
+            counters[counter as usize],
+        );
+    }
+    let name = "egress_smtp_dropped_other_total";
+    out.family(
+        name,
+        MetricType::Counter,
+        "Packets dropped because they could be SMTP-bound but cannot be judged (RFC 1858 fragments, unwalkable IPv6 chains).",
+    );
+    for (counter, reason) in OTHER_DROPS {
+        out.sample(name, &[("reason", reason)], counters[counter as usize]);
+    }
+    out.single(
+        "egress_packets_malformed_total",
+        MetricType::Counter,
+        "Packets with malformed or truncated headers.",
+        counters[Counter::Malformed as usize],
+    );
+}
+
+fn write_subscribers(out: &mut Exposition, census: &subscribers::Census) {
+    let labels: Vec<String> = census
+        .top
+        .iter()
+        .map(|(key, _)| subscribers::label(key))
+        .collect();
+    let name = "egress_subscriber_smtp_attempts_total";
+    out.family(
+        name,
+        MetricType::Counter,
+        "Blocked SMTP connection attempts (SYN without ACK) of the subscribers with the most attempts.",
+    );
+    for (label, (_, record)) in labels.iter().zip(&census.top) {
+        out.sample(name, &[("subscriber", label)], record.attempts);
+    }
+    let name = "egress_subscriber_distinct_destinations";
+    out.family(
+        name,
+        MetricType::Gauge,
+        "Estimated distinct destinations of the subscribers with the most attempts.",
+    );
+    for (label, (_, record)) in labels.iter().zip(&census.top) {
+        let estimate = subscribers::distinct_destinations(&record.destinations);
+        out.sample(name, &[("subscriber", label)], estimate);
+    }
+    let name = "egress_subscriber_suspected_bot";
+    out.family(
+        name,
+        MetricType::Gauge,
+        "1 for every subscriber over a detection threshold within the detection window.",
+    );
+    for (key, _) in &census.suspected {
+        out.sample(name, &[("subscriber", &subscribers::label(key))], 1);
+    }
+    out.single(
+        "egress_suspected_bots",
+        MetricType::Gauge,
+        "Subscribers currently suspected to be bots.",
+        census.suspected.len(),
+    );
+    out.single(
+        "egress_tracked_subscribers",
+        MetricType::Gauge,
+        "Subscribers with a record in the subscriber map.",
+        census.tracked,
+    );
+}
+
+fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
+    let name = "egress_allowlist_entries";
+    out.family(name, MetricType::Gauge, "Allowlist entries by kind.");
+    let entries = status.allowlist_entries;
+    for (kind, value) in [
+        ("relay", entries.relay),
+        ("exempt", entries.exempt),
+        ("destination", entries.destination),
+    ] {
+        out.sample(name, &[("kind", kind)], value);
+    }
+    let name = "egress_attached";
+    out.family(
+        name,
+        MetricType::Gauge,
+        "1 for every interface and hook our program is attached to.",
+    );
+    for attachment in status.attachments.iter().filter(|a| a.attached) {
+        out.sample(
+            name,
+            &[
+                ("interface", &attachment.interface),
+                ("hook", attachment.hook.as_str()),
+                ("mode", &attachment.mode),
+            ],
+            1,
+        );
+    }
+    out.single(
+        "egress_tracked_subscribers_max",
+        MetricType::Gauge,
+        "Capacity of the subscriber map (subscribers.max_tracked).",
+        status.max_tracked,
+    );
+    let name = "egress_allowlist_drift_total";
+    out.family(
+        name,
+        MetricType::Counter,
+        "Allowlist entries found changed behind the agent's back and reverted, by kind.",
+    );
+    let drift = status.allowlist_drift;
+    for (kind, value) in [
+        ("relay", drift.relay),
+        ("exempt", drift.exempt),
+        ("destination", drift.destination),
+    ] {
+        out.sample(name, &[("kind", kind)], value);
+    }
+    out.single(
+        "egress_events_suppressed_total",
+        MetricType::Counter,
+        "Subscriber events not logged: ring buffer full in the dataplane, or over the agent's log rate limit.",
+        counters[Counter::EventsSuppressed as usize].wrapping_add(limiter::suppressed()),
+    );
+    out.single(
+        "egress_config_last_reload_successful",
+        MetricType::Gauge,
+        "1 when the last configuration (re)load succeeded, else 0.",
+        u8::from(status.config_last_reload_successful),
+    );
+    let name = "egress_build_info";
+    out.family(
+        name,
+        MetricType::Gauge,
+        "Always 1; the version of the agent.",
+    );
+    out.sample(name, &[("version", &status.version)], 1);
+}
