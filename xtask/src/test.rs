@@ -1,0 +1,60 @@
+//! `cargo xtask test`: what CI runs. Setup, formatting and lint checks, build, then every
+//! test of the workspace (unit, dataplane, integration, demo scenario). Exits non-zero when
+//! any of it fails, after running all of it so one report shows every problem.
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::{build, cargo, cmd::Runner, setup};
+
+#[derive(Args, Debug, Default)]
+pub struct TestArgs {
+    /// Skip `cargo fmt --check` and `cargo clippy` (CI never skips them)
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Passed to the test binaries after `--`, e.g. a test name filter
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
+}
+
+pub fn run(args: TestArgs) -> Result<()> {
+    setup::run()?;
+    let runner = Runner::echoing();
+    let mut failed = Vec::new();
+    if !args.no_lint {
+        println!("==> Checking formatting");
+        if let Err(err) = runner.run(cargo().args(["fmt", "--all", "--", "--check"])) {
+            eprintln!("{err:#}");
+            failed.push("formatting (run `cargo fmt --all`)");
+        }
+        println!("==> Linting");
+        let clippy = runner.run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]));
+        if let Err(err) = clippy {
+            eprintln!("{err:#}");
+            failed.push("clippy");
+        }
+    }
+    build::build_workspace()?;
+    println!("==> Running every test (they need root: namespaces, BPF, bpffs)");
+    let tests = runner.run(
+        cargo()
+            .args(["test", "--workspace", "--no-fail-fast", "--"])
+            .args(&args.test_args),
+    );
+    if let Err(err) = tests {
+        eprintln!("{err:#}");
+        failed.push("tests");
+    }
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    println!("==> All checks and tests passed");
+    Ok(())
+}
