@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::paths;
 
+mod load;
+mod validate;
+
+pub use load::{ConfigError, load, parse};
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -1,8 +1,15 @@
 //! egress-agent: loads the dataplane, owns its maps, serves the control socket and metrics.
 
+pub mod allowlist;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod dataplane;
 pub mod estimate;
 pub mod paths;
+pub mod prefix;
 pub mod status;
 pub mod telemetry;
 

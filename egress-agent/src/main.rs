@@ -1,3 +1,34 @@
+//! `egress-agent`: the daemon and the operator CLI in one binary.
+
+use clap::Parser as _;
+use egress_agent::cli::{self, Cli, Command};
+use tracing_subscriber::EnvFilter;
+
 fn main() {
-    println!("{}", egress_agent::EBPF_OBJECT.len());
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(arg) => {
+            init_logging();
+            cli::run(&arg)
+        }
+        command => cli::dispatch(command),
+    };
+    if let Err(err) = result {
+        eprintln!("egress-agent: {err}");
+        std::process::exit(err.exit_code());
+    }
+}
+
+/// Structured logs on stderr; `RUST_LOG` overrides the level, `EGRESS_LOG_FORMAT=json` gives
+/// one JSON object per line for log shippers.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("EGRESS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -1,0 +1,156 @@
+//! The allowlist the agent wants in the kernel: entries from the config file plus entries the
+//! operator added through the CLI (persisted under `state_dir`).
+
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use egress_common::allow_kind;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::{config::Config, status::ByKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowKind {
+    Relay,
+    Exempt,
+    Destination,
+}
+
+impl AllowKind {
+    pub const ALL: [AllowKind; 3] = [AllowKind::Relay, AllowKind::Exempt, AllowKind::Destination];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AllowKind::Relay => "relay",
+            AllowKind::Exempt => "exempt",
+            AllowKind::Destination => "destination",
+        }
+    }
+
+    /// The bit this kind sets in an allowlist map value.
+    pub const fn bit(self) -> u32 {
+        match self {
+            AllowKind::Relay => allow_kind::RELAY,
+            AllowKind::Exempt => allow_kind::EXEMPT,
+            AllowKind::Destination => allow_kind::DESTINATION,
+        }
+    }
+
+    /// Relays and exempt customers are matched on the source; destinations on the destination.
+    pub const fn is_source(self) -> bool {
+        !matches!(self, AllowKind::Destination)
+    }
+
+    /// The config key listing this kind.
+    pub const fn config_key(self) -> &'static str {
+        match self {
+            AllowKind::Relay => "allow.relays",
+            AllowKind::Exempt => "allow.exempt",
+            AllowKind::Destination => "allow.destinations",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Config,
+    Cli,
+}
+
+/// One allowlist entry as `relay list` / `exempt list` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub prefix: IpNet,
+    pub kind: AllowKind,
+    pub source: Source,
+    #[serde(default)]
+    pub comment: String,
+    /// RFC 3339 for CLI entries; empty for config entries.
+    #[serde(default)]
+    pub added: String,
+}
+
+/// Prefixes of one kind from the config file. The config has been validated, so entries that
+/// do not parse cannot occur; they are skipped rather than trusted.
+pub fn config_prefixes(config: &Config, kind: AllowKind) -> Vec<IpNet> {
+    let list = match kind {
+        AllowKind::Relay => &config.allow.relays,
+        AllowKind::Exempt => &config.allow.exempt,
+        AllowKind::Destination => &config.allow.destinations,
+    };
+    list.iter()
+        .filter_map(|text| crate::prefix::parse(text).ok())
+        .collect()
+}
+
+/// Every entry of the desired state: config entries first, then CLI entries not already in
+/// the config.
+pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
+    let mut all = Vec::new();
+    for kind in AllowKind::ALL {
+        for prefix in config_prefixes(config, kind) {
+            if !all
+                .iter()
+                .any(|e: &Entry| e.kind == kind && e.prefix == prefix)
+            {
+                all.push(Entry {
+                    prefix,
+                    kind,
+                    source: Source::Config,
+                    comment: String::new(),
+                    added: String::new(),
+                });
+            }
+        }
+    }
+    for entry in cli {
+        if !all
+            .iter()
+            .any(|e| e.kind == entry.kind && e.prefix == entry.prefix)
+        {
+            all.push(entry.clone());
+        }
+    }
+    all
+}
+
+/// What one allowlist map should hold: prefix -> OR of kind bits.
+pub type MapContents = BTreeMap<IpNet, u32>;
+
+/// Desired contents of the source map and the destination map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub sources: MapContents,
+    pub destinations: MapContents,
+}
+
+impl Desired {
+    pub fn from_entries(entries: &[Entry]) -> Desired {
+        let mut desired = Desired::default();
+        for entry in entries {
+            let map = if entry.kind.is_source() {
+                &mut desired.sources
+            } else {
+                &mut desired.destinations
+            };
+            *map.entry(entry.prefix).or_insert(0) |= entry.kind.bit();
+        }
+        desired
+    }
+
+    /// Number of entries of each kind.
+    pub fn counts(&self) -> ByKind {
+        let count = |map: &MapContents, kind: AllowKind| {
+            map.values().filter(|bits| *bits & kind.bit() != 0).count() as u64
+        };
+        ByKind {
+            relay: count(&self.sources, AllowKind::Relay),
+            exempt: count(&self.sources, AllowKind::Exempt),
+            destination: count(&self.destinations, AllowKind::Destination),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `relay add|remove|list` and `exempt add|remove|list`: the same verbs on two kinds.
+
+use super::{AllowAction, CliError, decode, print_json, request, table};
+use crate::{
+    allowlist::{AllowKind, Entry, Source},
+    control::Request,
+    prefix,
+};
+
+pub fn allowlist(kind: AllowKind, action: AllowAction) -> Result<(), CliError> {
+    match action {
+        AllowAction::Add {
+            cidr,
+            comment,
+            socket,
+        } => {
+            // Checked here too, so a typo never needs a running agent to be reported.
+            let prefix = prefix::parse(&cidr).map_err(|e| CliError::Invalid(e.to_string()))?;
+            request(
+                &socket,
+                &Request::AllowAdd {
+                    kind,
+                    prefix: prefix.to_string(),
+                    comment,
+                },
+            )?;
+            Ok(())
+        }
+        AllowAction::Remove { cidr, socket } => {
+            let prefix = prefix::parse(&cidr).map_err(|e| CliError::Invalid(e.to_string()))?;
+            request(
+                &socket,
+                &Request::AllowRemove {
+                    kind,
+                    prefix: prefix.to_string(),
+                },
+            )?;
+            Ok(())
+        }
+        AllowAction::List(list) => {
+            let entries: Vec<Entry> = decode(request(&list.socket, &Request::AllowList { kind })?)?;
+            if list.json {
+                return print_json(&entries);
+            }
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.prefix.to_string(),
+                        match e.source {
+                            Source::Config => "config".into(),
+                            Source::Cli => "cli".into(),
+                        },
+                        e.comment.clone(),
+                        e.added.clone(),
+                    ]
+                })
+                .collect();
+            println!(
+                "{}",
+                table::render(&["PREFIX", "SOURCE", "COMMENT", "ADDED"], &rows)
+            );
+            Ok(())
+        }
+    }
+}

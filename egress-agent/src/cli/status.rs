@@ -1,0 +1,68 @@
+//! `status`.
+
+use super::{CliError, ListArgs, decode, print_json, request, table};
+use crate::control::{Request, protocol::StatusView};
+
+pub fn status(list: &ListArgs) -> Result<(), CliError> {
+    let view: StatusView = decode(request(&list.socket, &Request::Status)?)?;
+    if list.json {
+        return print_json(&view);
+    }
+    let agent = &view.agent;
+    println!("version: {}", agent.version);
+    println!("mode: {}", format!("{:?}", agent.mode).to_lowercase());
+    println!("pin dir: {}", agent.pin_dir);
+    println!(
+        "last config reload: {}",
+        if agent.config_last_reload_successful {
+            "ok"
+        } else {
+            "FAILED (previous config in force)"
+        }
+    );
+    println!();
+    let attachments: Vec<Vec<String>> = agent
+        .attachments
+        .iter()
+        .map(|a| {
+            let state = match (a.attached, a.foreign_program) {
+                (_, true) => "foreign program",
+                (true, false) => "attached",
+                (false, false) => "not attached",
+            };
+            vec![
+                a.interface.clone(),
+                a.hook.as_str().into(),
+                a.mode.clone(),
+                state.into(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table::render(&["INTERFACE", "HOOK", "MODE", "STATE"], &attachments)
+    );
+    println!();
+    let counters: Vec<Vec<String>> = view
+        .counters
+        .iter()
+        .map(|(name, value)| vec![name.clone(), value.to_string()])
+        .collect();
+    println!("{}", table::render(&["COUNTER", "VALUE"], &counters));
+    println!();
+    let entries = agent.allowlist_entries;
+    let fill = vec![
+        vec![
+            "subscribers".into(),
+            format!("{} / {}", view.subscribers_tracked, agent.max_tracked),
+        ],
+        vec!["allowlist relay".into(), entries.relay.to_string()],
+        vec!["allowlist exempt".into(), entries.exempt.to_string()],
+        vec![
+            "allowlist destination".into(),
+            entries.destination.to_string(),
+        ],
+    ];
+    println!("{}", table::render(&["MAP", "FILL"], &fill));
+    Ok(())
+}

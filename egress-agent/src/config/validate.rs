@@ -1,0 +1,189 @@
+//! What the config means: every key checked, errors as (key, problem).
+
+use std::{collections::HashSet, path::Path};
+
+use super::{Config, Hook, XdpModeSetting};
+use crate::{allowlist::AllowKind, prefix};
+
+/// Submission ports (RFC 6409, RFC 8314) that customers need to reach their mail provider.
+const SUBMISSION_PORTS: [u16; 2] = [587, 465];
+/// Linux IFNAMSIZ minus the terminating NUL.
+const MAX_INTERFACE_NAME: usize = 15;
+
+type Problem = (String, String);
+
+pub fn validate(config: &Config) -> Result<(), Problem> {
+    validate_ports(&config.blocked_ports)?;
+    absolute("pin_dir", &config.pin_dir)?;
+    absolute("state_dir", &config.state_dir)?;
+    absolute("control.socket", &config.control.socket)?;
+    validate_interfaces(config)?;
+    validate_allowlists(config)?;
+    let len = config.subscribers.ipv6_prefix_len;
+    if !(1..=128).contains(&len) {
+        return problem(
+            "subscribers.ipv6_prefix_len",
+            format!("{len} is out of range 1..=128"),
+        );
+    }
+    if config.subscribers.max_tracked == 0 {
+        return problem("subscribers.max_tracked", "must be at least 1".into());
+    }
+    if config.detection.window_seconds == 0 {
+        return problem("detection.window_seconds", "must be at least 1".into());
+    }
+    if config.detection.window_seconds > u64::MAX / 1_000_000_000 {
+        return problem("detection.window_seconds", "is too large".into());
+    }
+    Ok(())
+}
+
+fn problem<T>(key: &str, text: String) -> Result<T, Problem> {
+    Err((key.to_owned(), text))
+}
+
+fn validate_ports(ports: &[u16]) -> Result<(), Problem> {
+    if ports.is_empty() {
+        return problem(
+            "blocked_ports",
+            "is empty: list at least one port (normally 25)".into(),
+        );
+    }
+    for (i, port) in ports.iter().enumerate() {
+        let key = format!("blocked_ports[{i}]");
+        if *port == 0 {
+            return problem(&key, "port 0 is not a valid TCP port".into());
+        }
+        if SUBMISSION_PORTS.contains(port) {
+            return problem(
+                &key,
+                format!("port {port} is mail submission (RFC 6409/8314) and must never be blocked"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn absolute(key: &str, path: &str) -> Result<(), Problem> {
+    if !Path::new(path).is_absolute() {
+        return problem(key, format!("`{path}` must be an absolute path"));
+    }
+    Ok(())
+}
+
+fn validate_interfaces(config: &Config) -> Result<(), Problem> {
+    let mut seen = HashSet::new();
+    for (i, interface) in config.interfaces.iter().enumerate() {
+        let key = format!("interface[{i}].name");
+        let name = interface.name.as_str();
+        if let Some(why) = invalid_interface_name(name) {
+            return problem(
+                &key,
+                format!("`{name}` is not a valid interface name: {why}"),
+            );
+        }
+        if !seen.insert((name, interface.hook)) {
+            return problem(
+                &format!("interface[{i}]"),
+                format!(
+                    "`{name}` with hook `{}` is listed twice",
+                    interface.hook.as_str()
+                ),
+            );
+        }
+        if interface.hook == Hook::TcEgress && interface.xdp_mode != XdpModeSetting::Auto {
+            return problem(
+                &format!("interface[{i}].xdp_mode"),
+                "applies only to hook = \"xdp\"".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn invalid_interface_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
+    } else if name.len() > MAX_INTERFACE_NAME {
+        Some("longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("reserved")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        Some("contains '/', ':' or whitespace")
+    } else {
+        None
+    }
+}
+
+fn validate_allowlists(config: &Config) -> Result<(), Problem> {
+    for kind in AllowKind::ALL {
+        let list = match kind {
+            AllowKind::Relay => &config.allow.relays,
+            AllowKind::Exempt => &config.allow.exempt,
+            AllowKind::Destination => &config.allow.destinations,
+        };
+        for (i, text) in list.iter().enumerate() {
+            prefix::parse(text)
+                .map_err(|err| (format!("{}[{i}]", kind.config_key()), err.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::load::{ConfigError, parse};
+
+    fn error_of(text: &str) -> String {
+        match parse(Path::new("/etc/egress/egress.toml"), text) {
+            Ok(_) => panic!("config should be refused:\n{text}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(parse(Path::new("x.toml"), "").is_ok());
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let err = error_of("blocked_ports = [25, 587]");
+        assert!(
+            err.contains("/etc/egress/egress.toml: blocked_ports[1]"),
+            "{err}"
+        );
+        let err = error_of("[allow]\nrelays = [\"10.1.2.3/8\"]");
+        assert!(
+            err.contains("allow.relays[0]") && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
+        let err = error_of("[allow]\nexempt = [\"::/0\"]");
+        assert!(err.contains("allow.exempt[0]"), "{err}");
+        let err = error_of("[subscribers]\nipv6_prefix_len = 0");
+        assert!(err.contains("subscribers.ipv6_prefix_len"), "{err}");
+        let err = error_of(
+            "[[interface]]\nname = \"a\"\nhook = \"xdp\"\n[[interface]]\nname = \"a\"\nhook = \"xdp\"",
+        );
+        assert!(err.contains("interface[1]"), "{err}");
+        let err = error_of("[[interface]]\nname = \"a/b\"\nhook = \"xdp\"");
+        assert!(err.contains("interface[0].name"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line_and_name_the_key() {
+        let err = error_of("mode = \"bogus\"");
+        assert!(!err.contains('\n') && err.contains("mode"), "{err}");
+        let err = error_of("unknown_key = 1");
+        assert!(err.contains("unknown_key"), "{err}");
+        assert!(matches!(
+            parse(Path::new("x"), "mode = 1"),
+            Err(ConfigError::Syntax { .. })
+        ));
+    }
+}

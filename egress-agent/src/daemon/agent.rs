@@ -1,0 +1,318 @@
+//! The daemon's state and how it changes: start, reload, allowlist changes.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use tokio::task::JoinHandle;
+
+use crate::{
+    allowlist::{self, Desired, Entry, store::Store},
+    config::{self, Config, ConfigError},
+    control::server::ServerError,
+    dataplane::{
+        Dataplane, DataplaneError, Replace,
+        allowlist_maps::{self, Direction},
+        attach,
+        maps::MapsError,
+    },
+    paths::StateLayout,
+    status::{AgentStatus, Attachment},
+    telemetry::{self, TelemetryContext},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Store(#[from] allowlist::store::StoreError),
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+    #[error(transparent)]
+    Control(#[from] ServerError),
+    #[error("cannot install signal handler: {source}")]
+    Signal { source: std::io::Error },
+}
+
+pub struct Agent {
+    config_path: PathBuf,
+    config: Config,
+    dataplane: Dataplane,
+    pub(super) store: Store,
+    pub(super) context: TelemetryContext,
+    telemetry: Option<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Loads, fills the maps, then attaches: in that order, so the first packet our program
+    /// sees is judged against the full policy.
+    pub fn start(config_path: &Path) -> Result<Agent, DaemonError> {
+        let config = config::load(config_path)?;
+        let dataplane = Dataplane::load(&config)?;
+        dataplane.apply_settings(&config)?;
+        let store = Store::load(&StateLayout::new(&config.state_dir))?;
+        let status = AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
+        let context = TelemetryContext {
+            pins: dataplane.pins().clone(),
+            status: Arc::new(RwLock::new(status)),
+            config: Arc::new(RwLock::new(config.clone())),
+        };
+        let mut agent = Agent {
+            config_path: config_path.to_owned(),
+            config,
+            dataplane,
+            store,
+            context,
+            telemetry: None,
+        };
+        agent.reconcile_allowlists(None)?;
+        agent.remove_unconfigured_links();
+        agent.attach_all(Replace::Program);
+        tracing::info!(config = %config_path.display(), mode = ?agent.config.mode, "agent started");
+        Ok(agent)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn spawn_telemetry(&mut self) {
+        let context = self.context.clone();
+        self.telemetry = Some(tokio::spawn(async move {
+            if let Err(err) = telemetry::run(context).await {
+                tracing::error!(%err, "telemetry stopped");
+            }
+        }));
+    }
+
+    pub fn stop_telemetry(&mut self) {
+        if let Some(task) = self.telemetry.take() {
+            task.abort();
+        }
+    }
+
+    /// Desired allowlist state: config entries plus persisted CLI entries.
+    pub(super) fn desired_entries(&self) -> Vec<Entry> {
+        allowlist::entries(&self.config, self.store.entries())
+    }
+
+    /// Makes the kernel maps match the desired state; `cli` overrides the stored CLI entries
+    /// (for a change being tried). Adds before removing within each map.
+    pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
+        let entries = allowlist::entries(&self.config, cli.unwrap_or(self.store.entries()));
+        let desired = Desired::from_entries(&entries);
+        let pins = self.dataplane.pins();
+        let sources = allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources)?;
+        let destinations =
+            allowlist_maps::reconcile(pins, Direction::Destinations, &desired.destinations)?;
+        if sources.inserted + sources.removed + destinations.inserted + destinations.removed > 0 {
+            tracing::info!(
+                inserted = sources.inserted + destinations.inserted,
+                removed = sources.removed + destinations.removed,
+                "allowlist maps updated"
+            );
+        }
+        self.update_status(|status| status.allowlist_entries = desired.counts());
+        Ok(())
+    }
+
+    pub(super) fn update_status(&self, change: impl FnOnce(&mut AgentStatus)) {
+        match self.context.status.write() {
+            Ok(mut status) => change(&mut status),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
+        }
+    }
+
+    fn attach_all(&mut self, replace: Replace) {
+        let mut attachments = Vec::new();
+        for interface in self.config.interfaces.clone() {
+            attachments.push(self.attach_one(&interface, replace));
+        }
+        self.update_status(|status| status.attachments = attachments);
+    }
+
+    pub(super) fn attach_one(
+        &mut self,
+        interface: &config::InterfaceConfig,
+        replace: Replace,
+    ) -> Attachment {
+        match self
+            .dataplane
+            .ensure_attached(interface, replace, self.config.control.reattach)
+        {
+            Ok(attachment) => {
+                if attachment.mode.is_empty() && !attachment.attached && !attachment.foreign_program
+                {
+                    tracing::warn!(interface = %interface.name, hook = interface.hook.as_str(),
+                        "interface not present; will attach when it appears");
+                }
+                attachment
+            }
+            Err(err) => {
+                tracing::error!(%err, "attach failed");
+                Attachment {
+                    interface: interface.name.clone(),
+                    hook: interface.hook,
+                    mode: String::new(),
+                    attached: false,
+                    foreign_program: false,
+                }
+            }
+        }
+    }
+
+    /// Link pins for interfaces no longer configured are removed (this detaches them).
+    fn remove_unconfigured_links(&self) {
+        let Ok(dir) = std::fs::read_dir(self.dataplane.pins().links_dir()) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let configured = self
+                .config
+                .interfaces
+                .iter()
+                .any(|i| format!("{}.{}", i.name, i.hook.as_str()) == name);
+            if !configured {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(link = %name, "detached: interface no longer configured")
+                    }
+                    Err(err) => tracing::error!(link = %name, %err, "cannot remove link pin"),
+                }
+            }
+        }
+    }
+
+    /// SIGHUP: re-read the config and apply the difference; a bad config changes nothing.
+    pub fn reload(&mut self) {
+        tracing::info!(config = %self.config_path.display(), "SIGHUP: reloading config");
+        match self.try_reload() {
+            Ok(()) => {
+                self.update_status(|status| status.config_last_reload_successful = true);
+                tracing::info!("config reloaded");
+            }
+            Err(err) => {
+                self.update_status(|status| status.config_last_reload_successful = false);
+                tracing::error!(%err, "config reload failed; the previous config stays in force");
+            }
+        }
+    }
+
+    fn try_reload(&mut self) -> Result<(), DaemonError> {
+        let new = config::load(&self.config_path)?;
+        for (key, old, now) in [
+            ("pin_dir", &self.config.pin_dir, &new.pin_dir),
+            ("state_dir", &self.config.state_dir, &new.state_dir),
+            (
+                "control.socket",
+                &self.config.control.socket,
+                &new.control.socket,
+            ),
+        ] {
+            if old != now {
+                return Err(ConfigError::Invalid {
+                    file: self.config_path.clone(),
+                    key: key.to_owned(),
+                    problem: format!("changing it from `{old}` to `{now}` needs a restart"),
+                }
+                .into());
+            }
+        }
+        let reload_program = self.dataplane.needs_reload(&new);
+        let new_dataplane = if reload_program {
+            Some(Dataplane::load(&new)?)
+        } else {
+            None
+        };
+        let target = new_dataplane.as_ref().unwrap_or(&self.dataplane);
+        target.apply_settings(&new)?;
+        let old = std::mem::replace(&mut self.config, new);
+        if let Err(err) = self.reconcile_allowlists(None) {
+            self.config = old;
+            return Err(err.into());
+        }
+        if let Some(dataplane) = new_dataplane {
+            self.dataplane = dataplane;
+            tracing::info!(
+                "program reloaded for new blocked_ports/max_tracked; links updated atomically"
+            );
+        }
+        self.remove_unconfigured_links();
+        self.attach_all(if reload_program {
+            Replace::Program
+        } else {
+            Replace::Keep
+        });
+        let listen_changed = old.metrics.listen != self.config.metrics.listen;
+        self.publish_config();
+        if listen_changed {
+            self.stop_telemetry();
+            self.spawn_telemetry();
+        }
+        Ok(())
+    }
+
+    fn publish_config(&self) {
+        let config = self.config.clone();
+        match self.context.config.write() {
+            Ok(mut shared) => *shared = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        self.update_status(|status| {
+            status.mode = self.config.mode;
+            status.max_tracked = self.config.subscribers.max_tracked;
+        });
+    }
+
+    /// Periodic: vanished interfaces are marked, returning ones re-attached, foreign
+    /// programs reported (and replaced when `control.reattach`).
+    pub fn check_interfaces(&mut self) {
+        let before = self.status_snapshot().attachments;
+        let mut now = Vec::new();
+        for interface in self.config.interfaces.clone() {
+            let attachment = self.attach_one(&interface, Replace::Keep);
+            if let Some(previous) = before
+                .iter()
+                .find(|a| a.interface == attachment.interface && a.hook == attachment.hook)
+            {
+                super::watch::log_transition(previous, &attachment);
+            }
+            now.push(attachment);
+        }
+        self.update_status(|status| status.attachments = now);
+    }
+
+    pub(super) fn status_snapshot(&self) -> AgentStatus {
+        match self.context.status.read() {
+            Ok(status) => status.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(super) fn dataplane(&self) -> &Dataplane {
+        &self.dataplane
+    }
+
+    /// `detach` through the socket: remove everything; the caller then exits.
+    pub(super) fn detach_everything(
+        &mut self,
+    ) -> Result<crate::dataplane::teardown::Removed, crate::dataplane::teardown::TeardownError>
+    {
+        for interface in &self.config.interfaces {
+            if let Err(err) = attach::remove(self.dataplane.pins(), &interface.name, interface.hook)
+            {
+                tracing::error!(interface = %interface.name, %err, "cannot remove link pin");
+            }
+        }
+        crate::dataplane::teardown::remove_all(self.dataplane.pins())
+    }
+}

@@ -1,0 +1,76 @@
+//! `egress-agent run`: the daemon's event loop. Everything that changes state (requests,
+//! reloads, the periodic check) runs on this one loop, so changes never interleave.
+
+mod agent;
+mod requests;
+mod watch;
+
+use std::{path::Path, time::Duration};
+
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+};
+
+pub use agent::{Agent, DaemonError};
+
+use crate::control::server;
+
+/// How often interfaces and links are checked.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the allowlist maps are compared with the desired state (costly for big lists).
+const DRIFT_CHECK_EVERY: u32 = 30;
+
+/// Runs the daemon until SIGTERM/SIGINT (enforcement stays) or a `detach` request.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let mut agent = Agent::start(config_path)?;
+    let listener = server::bind(Path::new(&agent.config().control.socket))?;
+    let socket_path = agent.config().control.socket.clone();
+    tracing::info!(socket = %socket_path, "control socket listening");
+    let (tx, mut requests) = mpsc::channel(64);
+    let server = tokio::spawn(server::serve(listener, tx));
+    agent.spawn_telemetry();
+
+    let signal_err = |source| DaemonError::Signal { source };
+    let mut hangup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let mut ticker = tokio::time::interval(CHECK_INTERVAL);
+    let mut ticks = 0u32;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => agent.reload(),
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: exiting, programs and maps stay pinned and enforcing");
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: exiting, programs and maps stay pinned and enforcing");
+                break;
+            }
+            Some((request, reply)) = requests.recv() => {
+                let (response, stop) = agent.handle(request);
+                // The requester may have gone away; nothing to do about it.
+                let _ = reply.send(response);
+                if stop {
+                    // Let the connection task flush the reply before the process exits.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+            _ = ticker.tick() => {
+                ticks = ticks.wrapping_add(1);
+                agent.check_interfaces();
+                if ticks.is_multiple_of(DRIFT_CHECK_EVERY) {
+                    agent.check_drift();
+                }
+            }
+        }
+    }
+    server.abort();
+    agent.stop_telemetry();
+    if let Err(err) = std::fs::remove_file(&socket_path) {
+        tracing::debug!(%err, socket = %socket_path, "cannot remove control socket");
+    }
+    Ok(())
+}

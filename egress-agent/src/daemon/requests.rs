@@ -1,0 +1,180 @@
+//! Answering control requests. Allowlist changes are persisted before the map changes, and
+//! undone on disk if the map refuses them.
+
+use std::{collections::BTreeMap, net::IpAddr};
+
+use super::Agent;
+use crate::{
+    allowlist::{self, AllowKind, Entry, Source},
+    clock,
+    control::{ErrorKind, Request, Response, protocol::StatusView},
+    dataplane::maps,
+    prefix, telemetry,
+};
+
+impl Agent {
+    /// Returns the response and whether the daemon must stop (after `detach`).
+    pub fn handle(&mut self, request: Request) -> (Response, bool) {
+        match request {
+            Request::AllowAdd {
+                kind,
+                prefix,
+                comment,
+            } => (self.allow_add(kind, &prefix, comment), false),
+            Request::AllowRemove { kind, prefix } => (self.allow_remove(kind, &prefix), false),
+            Request::AllowList { kind } => (self.allow_list(kind), false),
+            Request::Status => (self.status(), false),
+            Request::Top { n } => (
+                telemetry::top(&self.context, n)
+                    .map_or_else(internal, |views| Response::data(&views)),
+                false,
+            ),
+            Request::Subscriber { address } => (self.subscriber(&address), false),
+            Request::Detach => match self.detach_everything() {
+                Ok(removed) => {
+                    tracing::info!(links = ?removed.links, maps = ?removed.maps, "detached on request; exiting");
+                    (
+                        Response::ok(
+                            "detached: programs, links and pins removed; the agent exits",
+                            serde_json::json!({ "pid": std::process::id() }),
+                        ),
+                        true,
+                    )
+                }
+                Err(err) => (Response::error(ErrorKind::Internal, err.to_string()), false),
+            },
+        }
+    }
+
+    fn allow_add(&mut self, kind: AllowKind, text: &str, comment: String) -> Response {
+        let prefix = match prefix::parse(text) {
+            Ok(prefix) => prefix,
+            Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),
+        };
+        if self
+            .desired_entries()
+            .iter()
+            .any(|e| e.kind == kind && e.prefix == prefix)
+        {
+            return Response::ok(
+                format!("{prefix} is already in the {} allowlist", kind.as_str()),
+                serde_json::Value::Null,
+            );
+        }
+        let mut entries = self.store.entries().to_vec();
+        entries.push(Entry {
+            prefix,
+            kind,
+            source: Source::Cli,
+            comment,
+            added: clock::now_rfc3339(),
+        });
+        self.change_cli_entries(
+            entries,
+            format!("added {prefix} to the {} allowlist", kind.as_str()),
+        )
+    }
+
+    fn allow_remove(&mut self, kind: AllowKind, text: &str) -> Response {
+        let prefix = match prefix::parse(text) {
+            Ok(prefix) => prefix,
+            Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),
+        };
+        if allowlist::config_prefixes(self.config(), kind).contains(&prefix) {
+            return Response::error(
+                ErrorKind::Refused,
+                format!(
+                    "{prefix} comes from the config file ({}, {}); remove it there and reload",
+                    self.config_path().display(),
+                    kind.config_key()
+                ),
+            );
+        }
+        let before = self.store.entries().len();
+        let entries: Vec<Entry> = self
+            .store
+            .entries()
+            .iter()
+            .filter(|e| !(e.kind == kind && e.prefix == prefix))
+            .cloned()
+            .collect();
+        if entries.len() == before {
+            return Response::error(
+                ErrorKind::Invalid,
+                format!("{prefix} is not in the {} allowlist", kind.as_str()),
+            );
+        }
+        self.change_cli_entries(
+            entries,
+            format!("removed {prefix} from the {} allowlist", kind.as_str()),
+        )
+    }
+
+    /// Persist, then apply; on a map error put the old list back on disk.
+    fn change_cli_entries(&mut self, entries: Vec<Entry>, done: String) -> Response {
+        let previous = self.store.entries().to_vec();
+        if let Err(err) = self.store.replace(entries) {
+            return Response::error(ErrorKind::Internal, err.to_string());
+        }
+        if let Err(err) = self.reconcile_allowlists(None) {
+            let restored = self.store.replace(previous);
+            let _ = self.reconcile_allowlists(None);
+            if let Err(disk) = restored {
+                tracing::error!(%disk, "cannot restore the allowlist state file");
+            }
+            return Response::error(ErrorKind::Internal, format!("{err}; nothing changed"));
+        }
+        tracing::info!("{done}");
+        Response::ok(done, serde_json::Value::Null)
+    }
+
+    fn allow_list(&self, kind: AllowKind) -> Response {
+        let entries: Vec<Entry> = self
+            .desired_entries()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .collect();
+        Response::data(&entries)
+    }
+
+    fn status(&self) -> Response {
+        let pins = self.dataplane().pins();
+        let counters = match maps::read_counters(pins) {
+            Ok(counters) => counters
+                .into_iter()
+                .map(|(counter, value)| (counter.name().to_owned(), value))
+                .collect(),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read counters");
+                BTreeMap::new()
+            }
+        };
+        let subscribers_tracked = maps::count_subscribers(pins).unwrap_or_else(|err| {
+            tracing::warn!(%err, "cannot count subscribers");
+            0
+        });
+        Response::data(&StatusView {
+            agent: self.status_snapshot(),
+            counters,
+            subscribers_tracked,
+        })
+    }
+
+    fn subscriber(&self, text: &str) -> Response {
+        let Ok(address) = text.trim().parse::<IpAddr>() else {
+            return Response::error(ErrorKind::Invalid, format!("`{text}` is not an IP address"));
+        };
+        match telemetry::find(&self.context, address) {
+            Ok(Some(view)) => Response::data(&view),
+            Ok(None) => Response::error(
+                ErrorKind::NotFound,
+                format!("no record for subscriber {address}"),
+            ),
+            Err(err) => internal(err),
+        }
+    }
+}
+
+fn internal(err: impl std::fmt::Display) -> Response {
+    Response::error(ErrorKind::Internal, err.to_string())
+}

@@ -1,0 +1,327 @@
+//! Attaching our programs through pinned links: adopt a live pinned link and swap its program
+//! atomically (bpf_link_update, no gap), or create and pin a new link when there is none or the
+//! old one no longer enforces anything (interface recreated, program displaced).
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    Ebpf,
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        tc::SchedClassifierLink,
+        tc::TcAttachOptions,
+        xdp::XdpLink,
+    },
+};
+use egress_common::names;
+
+use super::netlink;
+use crate::{
+    config::{Hook, InterfaceConfig, XdpModeSetting},
+    paths::PinLayout,
+    status::Attachment,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("{interface} ({hook}): {what}: {source}")]
+    Program {
+        interface: String,
+        hook: &'static str,
+        what: &'static str,
+        source: Box<aya::programs::ProgramError>,
+    },
+    #[error("{interface} ({hook}): {what}: {source}")]
+    Link {
+        interface: String,
+        hook: &'static str,
+        what: &'static str,
+        source: LinkError,
+    },
+    #[error("{interface} ({hook}): {what} {path}: {source}")]
+    Io {
+        interface: String,
+        hook: &'static str,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{interface} ({hook}): program {name} missing from the eBPF object")]
+    MissingProgram {
+        interface: String,
+        hook: &'static str,
+        name: &'static str,
+    },
+}
+
+/// What to do with a live link that already runs a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    /// Swap in the program loaded by this agent (start, reload).
+    Program,
+    /// Leave it alone (periodic check).
+    Keep,
+}
+
+/// Programs currently on the interface's hook, and the XDP mode if any.
+fn hook_programs(interface: &InterfaceConfig, ifindex: u32) -> (Vec<u32>, Option<&'static str>) {
+    match interface.hook {
+        Hook::Xdp => match netlink::xdp_state(ifindex) {
+            Ok(state) if state.prog_id != 0 => (vec![state.prog_id], state.mode),
+            Ok(_) => (Vec::new(), None),
+            Err(err) => {
+                tracing::warn!(interface = %interface.name, %err, "cannot query the XDP program");
+                (Vec::new(), None)
+            }
+        },
+        Hook::TcEgress => match SchedClassifier::query_tcx(&interface.name, TcAttachType::Egress) {
+            Ok((_, programs)) => (programs.iter().map(|p| p.id()).collect(), Some("tcx")),
+            Err(err) => {
+                tracing::warn!(interface = %interface.name, %err, "cannot query tcx programs");
+                (Vec::new(), None)
+            }
+        },
+    }
+}
+
+pub fn ifindex(name: &str) -> u32 {
+    let Ok(c_name) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: NUL-terminated name; the call only reads it.
+    unsafe { libc::if_nametoindex(c_name.as_ptr()) }
+}
+
+/// Makes sure our program enforces on `interface`; returns what is attached now.
+pub fn ensure(
+    ebpf: &mut Ebpf,
+    pins: &PinLayout,
+    interface: &InterfaceConfig,
+    replace: Replace,
+    reattach: bool,
+) -> Result<Attachment, AttachError> {
+    let hook = interface.hook.as_str();
+    let mut attachment = Attachment {
+        interface: interface.name.clone(),
+        hook: interface.hook,
+        mode: String::new(),
+        attached: false,
+        foreign_program: false,
+    };
+    let ifindex = ifindex(&interface.name);
+    if ifindex == 0 {
+        return Ok(attachment);
+    }
+    let (on_hook, mode) = hook_programs(interface, ifindex);
+    let link_pin = pins.link(&interface.name, hook);
+    let io_err = |what, path: &Path| {
+        let interface = interface.name.clone();
+        let path = path.to_owned();
+        move |source| AttachError::Io {
+            interface,
+            hook,
+            what,
+            path,
+            source,
+        }
+    };
+
+    if let Ok(pinned) = PinnedLink::from_pin(&link_pin) {
+        let link = FdLink::from(pinned);
+        let live = link
+            .info()
+            .map(|info| on_hook.contains(&info.program_id()))
+            .unwrap_or(false);
+        if live {
+            if replace == Replace::Program {
+                update_link(ebpf, interface, link)?;
+                tracing::info!(interface = %interface.name, hook, mode = mode.unwrap_or(""),
+                    pin = %link_pin.display(), "adopted pinned link, program replaced atomically");
+            }
+            attachment.attached = true;
+            attachment.mode = mode.unwrap_or("").to_owned();
+            return Ok(attachment);
+        }
+        // The pinned link no longer enforces: its interface was recreated, or something
+        // detached it. Another program on an XDP hook means we were displaced.
+        attachment.foreign_program = interface.hook == Hook::TcEgress || !on_hook.is_empty();
+        tracing::warn!(interface = %interface.name, hook, foreign = attachment.foreign_program,
+            "our pinned link no longer enforces on this interface");
+        std::fs::remove_file(&link_pin)
+            .map_err(io_err("cannot remove stale link pin", &link_pin))?;
+    } else if interface.hook == Hook::Xdp && !on_hook.is_empty() {
+        attachment.foreign_program = true;
+        tracing::warn!(interface = %interface.name, hook, prog_id = on_hook[0],
+            "a foreign XDP program holds the hook");
+    }
+    if attachment.foreign_program && !reattach {
+        attachment.mode = mode.unwrap_or("").to_owned();
+        return Ok(attachment);
+    }
+
+    std::fs::create_dir_all(pins.links_dir())
+        .map_err(io_err("cannot create", &pins.links_dir()))?;
+    let link = match interface.hook {
+        Hook::Xdp => attach_xdp(ebpf, interface)?,
+        Hook::TcEgress => attach_tc(ebpf, interface)?,
+    };
+    link.pin(&link_pin).map_err(|source| AttachError::Io {
+        interface: interface.name.clone(),
+        hook,
+        what: "cannot pin link at",
+        path: link_pin.clone(),
+        source: std::io::Error::other(source),
+    })?;
+    let (_, mode) = hook_programs(interface, ifindex);
+    attachment.mode = mode.unwrap_or("").to_owned();
+    attachment.attached = true;
+    attachment.foreign_program = false;
+    tracing::info!(interface = %interface.name, hook, mode = %attachment.mode,
+        pin = %link_pin.display(), "attached");
+    Ok(attachment)
+}
+
+fn xdp_program<'a>(
+    ebpf: &'a mut Ebpf,
+    interface: &InterfaceConfig,
+) -> Result<&'a mut Xdp, AttachError> {
+    let missing = || AttachError::MissingProgram {
+        interface: interface.name.clone(),
+        hook: interface.hook.as_str(),
+        name: names::XDP_PROGRAM,
+    };
+    let program = ebpf.program_mut(names::XDP_PROGRAM).ok_or_else(missing)?;
+    program.try_into().map_err(|_| missing())
+}
+
+fn tc_program<'a>(
+    ebpf: &'a mut Ebpf,
+    interface: &InterfaceConfig,
+) -> Result<&'a mut SchedClassifier, AttachError> {
+    let missing = || AttachError::MissingProgram {
+        interface: interface.name.clone(),
+        hook: interface.hook.as_str(),
+        name: names::TC_PROGRAM,
+    };
+    let program = ebpf.program_mut(names::TC_PROGRAM).ok_or_else(missing)?;
+    program.try_into().map_err(|_| missing())
+}
+
+fn program_err<'a>(
+    interface: &'a InterfaceConfig,
+    what: &'static str,
+) -> impl Fn(aya::programs::ProgramError) -> AttachError + 'a {
+    move |source| AttachError::Program {
+        interface: interface.name.clone(),
+        hook: interface.hook.as_str(),
+        what,
+        source: Box::new(source),
+    }
+}
+
+fn link_err<'a>(
+    interface: &'a InterfaceConfig,
+    what: &'static str,
+) -> impl Fn(LinkError) -> AttachError + 'a {
+    move |source| AttachError::Link {
+        interface: interface.name.clone(),
+        hook: interface.hook.as_str(),
+        what,
+        source,
+    }
+}
+
+/// Swaps our program into a live link (bpf_link_update): no moment without enforcement.
+fn update_link(
+    ebpf: &mut Ebpf,
+    interface: &InterfaceConfig,
+    link: FdLink,
+) -> Result<(), AttachError> {
+    match interface.hook {
+        Hook::Xdp => {
+            let link = XdpLink::try_from(link)
+                .map_err(link_err(interface, "pinned link is not an XDP link"))?;
+            let program = xdp_program(ebpf, interface)?;
+            let id = program
+                .attach_to_link(link)
+                .map_err(program_err(interface, "cannot update link"))?;
+            // Dropping our handle closes the fd; the pin keeps the link.
+            drop(
+                program
+                    .take_link(id)
+                    .map_err(program_err(interface, "cannot take link"))?,
+            );
+        }
+        Hook::TcEgress => {
+            let link = SchedClassifierLink::try_from(link)
+                .map_err(link_err(interface, "pinned link is not a tcx link"))?;
+            let program = tc_program(ebpf, interface)?;
+            let id = program
+                .attach_to_link(link)
+                .map_err(program_err(interface, "cannot update link"))?;
+            drop(
+                program
+                    .take_link(id)
+                    .map_err(program_err(interface, "cannot take link"))?,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn attach_xdp(ebpf: &mut Ebpf, interface: &InterfaceConfig) -> Result<FdLink, AttachError> {
+    let modes: &[XdpMode] = match interface.xdp_mode {
+        XdpModeSetting::Auto => &[XdpMode::Driver, XdpMode::Skb],
+        XdpModeSetting::Native => &[XdpMode::Driver],
+        XdpModeSetting::Skb => &[XdpMode::Skb],
+    };
+    let program = xdp_program(ebpf, interface)?;
+    let mut last_error = None;
+    for mode in modes {
+        match program.attach(&interface.name, *mode) {
+            Ok(id) => {
+                let link = program
+                    .take_link(id)
+                    .map_err(program_err(interface, "cannot take link"))?;
+                return FdLink::try_from(link).map_err(link_err(
+                    interface,
+                    "kernel gave no bpf_link (too old for XDP links?)",
+                ));
+            }
+            Err(err) => {
+                tracing::info!(interface = %interface.name, ?mode, %err, "XDP attach mode not available");
+                last_error = Some(err);
+            }
+        }
+    }
+    Err(program_err(interface, "cannot attach XDP")(
+        last_error.unwrap_or(aya::programs::ProgramError::NotAttached),
+    ))
+}
+
+fn attach_tc(ebpf: &mut Ebpf, interface: &InterfaceConfig) -> Result<FdLink, AttachError> {
+    let program = tc_program(ebpf, interface)?;
+    // First in the tcx chain: nothing ahead of us can wave SMTP through.
+    let id = program
+        .attach_with_options(
+            &interface.name,
+            TcAttachType::Egress,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .map_err(program_err(interface, "cannot attach tcx egress"))?;
+    let link = program
+        .take_link(id)
+        .map_err(program_err(interface, "cannot take link"))?;
+    FdLink::try_from(link).map_err(link_err(interface, "kernel gave no tcx link"))
+}
+
+/// Removes our link from one interface (the pin holds the only reference once we dropped ours).
+pub fn remove(pins: &PinLayout, interface: &str, hook: Hook) -> std::io::Result<bool> {
+    let path = pins.link(interface, hook.as_str());
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
+}
