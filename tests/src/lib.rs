@@ -1,2 +1,4 @@
 //! Shared helpers for egress integration tests.
+pub mod dataplane;
 pub mod netns;
+pub mod packet;

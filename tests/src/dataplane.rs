@@ -1,0 +1,417 @@
+//! A harness around the real eBPF object: load it with aya (no pins), apply a [`Policy`], run
+//! frames through the XDP or TC program with `BPF_PROG_TEST_RUN`, and read back counters,
+//! subscriber records and ring-buffer events. Used by the dataplane tests, the end-to-end
+//! tests, the bench and the fuzz replay.
+//!
+//! [`model`] is the host-side reference: the shared parser compiled for the host plus a
+//! straightforward reading of the spec's decision rules, so tests can check that kernel and
+//! host agree on the same bytes.
+
+pub mod model;
+
+use std::net::IpAddr;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
+    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
+};
+use egress_common::{
+    Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
+    allow_kind, config::ipv6_mask, names,
+};
+use ipnet::IpNet;
+
+/// Subscriber-map capacity for tests: the real default (1M, preallocated) would cost hundreds
+/// of MiB per loaded object.
+pub const TEST_MAX_TRACKED: u32 = 4096;
+
+/// The two programs, which share one decision function and all maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Xdp,
+    Tc,
+}
+
+impl Hook {
+    pub const BOTH: [Hook; 2] = [Hook::Xdp, Hook::Tc];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Drop,
+}
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const TC_ACT_SHOT: u32 = 2;
+const TCX_NEXT: u32 = -1i32 as u32;
+
+impl Verdict {
+    /// Interprets a program's return value, panicking on anything the dataplane must not return.
+    pub fn from_return(hook: Hook, value: u32) -> Verdict {
+        match (hook, value) {
+            (Hook::Xdp, XDP_PASS) | (Hook::Tc, TCX_NEXT) => Verdict::Pass,
+            (Hook::Xdp, XDP_DROP) | (Hook::Tc, TC_ACT_SHOT) => Verdict::Drop,
+            _ => panic!("{hook:?} program returned unexpected value {value}"),
+        }
+    }
+}
+
+/// One allowlist entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allow {
+    pub prefix: IpNet,
+    /// `allow_kind` bits: RELAY or EXEMPT (source lists) or DESTINATION.
+    pub kind: u32,
+}
+
+/// Everything user space configures at run time: the config map and the allowlists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub mode: Mode,
+    pub allow: Vec<Allow>,
+    pub ipv6_prefix_len: u32,
+    pub window_ns: u64,
+    pub attempts_threshold: u64,
+    pub destination_bits_threshold: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            mode: Mode::Enforce,
+            allow: Vec::new(),
+            ipv6_prefix_len: 64,
+            window_ns: 300_000_000_000,
+            attempts_threshold: 0,
+            destination_bits_threshold: 0,
+        }
+    }
+}
+
+impl Policy {
+    pub fn monitor() -> Policy {
+        Policy {
+            mode: Mode::Monitor,
+            ..Policy::default()
+        }
+    }
+
+    fn with(mut self, cidr: &str, kind: u32) -> Policy {
+        let prefix = cidr
+            .parse::<IpNet>()
+            .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
+            .unwrap_or_else(|err| panic!("bad allowlist prefix {cidr:?}: {err}"));
+        self.allow.push(Allow {
+            prefix: prefix.trunc(),
+            kind,
+        });
+        self
+    }
+
+    pub fn relay(self, cidr: &str) -> Policy {
+        self.with(cidr, allow_kind::RELAY)
+    }
+
+    pub fn exempt(self, cidr: &str) -> Policy {
+        self.with(cidr, allow_kind::EXEMPT)
+    }
+
+    pub fn destination(self, cidr: &str) -> Policy {
+        self.with(cidr, allow_kind::DESTINATION)
+    }
+
+    pub fn config(&self) -> DataplaneConfig {
+        DataplaneConfig {
+            mode: self.mode as u32,
+            ipv6_prefix_len: self.ipv6_prefix_len,
+            ipv6_mask: ipv6_mask(self.ipv6_prefix_len),
+            window_ns: self.window_ns,
+            attempts_threshold: self.attempts_threshold,
+            destination_bits_threshold: self.destination_bits_threshold,
+        }
+    }
+}
+
+/// Global counter values summed over CPUs, indexed by `Counter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters(pub [u64; Counter::COUNT as usize]);
+
+impl Counters {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.0[counter as usize]
+    }
+
+    /// The counters that changed since `before`, with their increments.
+    pub fn since(&self, before: &Counters) -> Vec<(Counter, u64)> {
+        Counter::ALL
+            .iter()
+            .filter_map(|&c| {
+                let delta = self.get(c) - before.get(c);
+                (delta != 0).then_some((c, delta))
+            })
+            .collect()
+    }
+}
+
+/// A loaded, unattached (or test-attached) instance of the dataplane object.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    events: RingBuf<MapData>,
+}
+
+impl Dataplane {
+    /// Loads and verifies both programs with `blocked_ports` as the load-time port set.
+    pub fn load(blocked_ports: &[u16]) -> Dataplane {
+        let ports = blocked_ports
+            .iter()
+            .fold(PortSet::EMPTY, |set, &port| set.with(port));
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::BLOCKED_PORTS, &ports, true)
+            .map_max_entries(names::SUBSCRIBERS, TEST_MAX_TRACKED)
+            .load(egress_agent::EBPF_OBJECT)
+            .expect("the embedded eBPF object loads (are you root?)");
+        ebpf_program::<Xdp>(&mut ebpf, names::XDP_PROGRAM)
+            .load()
+            .expect("the verifier accepts the XDP program");
+        ebpf_program::<SchedClassifier>(&mut ebpf, names::TC_PROGRAM)
+            .load()
+            .expect("the verifier accepts the TC program");
+        let events = ebpf
+            .take_map(names::EVENTS)
+            .map(RingBuf::try_from)
+            .expect("object has the events map")
+            .expect("events map is a ring buffer");
+        let mut dataplane = Dataplane { ebpf, events };
+        dataplane.apply(&Policy::default());
+        dataplane
+    }
+
+    pub fn xdp(&mut self) -> &mut Xdp {
+        ebpf_program(&mut self.ebpf, names::XDP_PROGRAM)
+    }
+
+    pub fn tc(&mut self) -> &mut SchedClassifier {
+        ebpf_program(&mut self.ebpf, names::TC_PROGRAM)
+    }
+
+    pub fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Writes the config map and replaces the allowlists with `policy.allow`.
+    pub fn apply(&mut self, policy: &Policy) {
+        let mut config: Array<_, DataplaneConfig> = self.map_mut(names::CONFIG);
+        config
+            .set(0, policy.config(), 0)
+            .expect("write EGRESS_CONFIG[0]");
+        for name in [names::SOURCES_V4, names::DESTINATIONS_V4] {
+            replace_prefixes::<[u8; 4]>(self.map_mut(name), &policy.allow, name);
+        }
+        for name in [names::SOURCES_V6, names::DESTINATIONS_V6] {
+            replace_prefixes::<[u8; 16]>(self.map_mut(name), &policy.allow, name);
+        }
+    }
+
+    /// Runs one frame through a program and returns its verdict.
+    pub fn run(&mut self, hook: Hook, frame: &[u8]) -> Verdict {
+        self.try_run(hook, frame).unwrap_or_else(|err| {
+            panic!(
+                "BPF_PROG_TEST_RUN of {hook:?} on a {}-byte frame: {err}",
+                frame.len()
+            )
+        })
+    }
+
+    /// Like [`Dataplane::run`], but returns the kernel's refusal (for example a frame too short
+    /// for an skb) instead of panicking.
+    pub fn try_run(&mut self, hook: Hook, frame: &[u8]) -> Result<Verdict, ProgramError> {
+        let result = self.run_raw(hook, frame, 1)?;
+        Ok(Verdict::from_return(hook, result.return_value))
+    }
+
+    /// Runs one frame `repeat` times in the kernel (the bench reads `duration`).
+    pub fn run_raw(
+        &mut self,
+        hook: Hook,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult, ProgramError> {
+        let options = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        match hook {
+            Hook::Xdp => self.xdp().test_run(options),
+            Hook::Tc => self.tc().test_run(options),
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        let map: PerCpuArray<_, u64> = self.map(names::COUNTERS);
+        let mut out = [0u64; Counter::COUNT as usize];
+        for counter in Counter::ALL {
+            let values = map
+                .get(&(counter as u32), 0)
+                .unwrap_or_else(|err| panic!("read counter {}: {err}", counter.name()));
+            out[counter as usize] = values.iter().sum();
+        }
+        Counters(out)
+    }
+
+    pub fn subscriber(&self, key: &SubscriberKey) -> Option<SubscriberRecord> {
+        let map: HashMap<_, SubscriberKey, SubscriberRecord> = self.map(names::SUBSCRIBERS);
+        map.get(key, 0).ok()
+    }
+
+    pub fn subscribers(&self) -> Vec<(SubscriberKey, SubscriberRecord)> {
+        let map: HashMap<_, SubscriberKey, SubscriberRecord> = self.map(names::SUBSCRIBERS);
+        map.iter()
+            .map(|entry| entry.expect("iterate EGRESS_SUBSCRIBERS"))
+            .collect()
+    }
+
+    /// Every event waiting in the ring buffer.
+    pub fn drain_events(&mut self) -> Vec<SubscriberEvent> {
+        let mut out = Vec::new();
+        while let Some(item) = self.events.next() {
+            assert_eq!(
+                item.len(),
+                size_of::<SubscriberEvent>(),
+                "ring-buffer record size"
+            );
+            // SAFETY: the length matches and SubscriberEvent is plain old data.
+            out.push(unsafe { item.as_ptr().cast::<SubscriberEvent>().read_unaligned() });
+        }
+        out
+    }
+
+    fn map<'a, M>(&'a self, name: &str) -> M
+    where
+        M: TryFrom<&'a aya::maps::Map>,
+        M::Error: std::fmt::Display,
+    {
+        let map = self
+            .ebpf
+            .map(name)
+            .unwrap_or_else(|| panic!("the eBPF object has no map {name}"));
+        M::try_from(map).unwrap_or_else(|err| panic!("map {name} has an unexpected type: {err}"))
+    }
+
+    fn map_mut<'a, M>(&'a mut self, name: &str) -> M
+    where
+        M: TryFrom<&'a mut aya::maps::Map>,
+        M::Error: std::fmt::Display,
+    {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .unwrap_or_else(|| panic!("the eBPF object has no map {name}"));
+        M::try_from(map).unwrap_or_else(|err| panic!("map {name} has an unexpected type: {err}"))
+    }
+}
+
+/// The subscriber key the dataplane uses for an IPv4 source.
+pub fn ipv4_subscriber(address: [u8; 4]) -> SubscriberKey {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&address);
+    SubscriberKey {
+        family: 4,
+        prefix_len: 32,
+        _pad: [0; 2],
+        addr,
+    }
+}
+
+/// The subscriber key for an IPv6 source aggregated to `prefix_len`.
+pub fn ipv6_subscriber(address: [u8; 16], prefix_len: u32) -> SubscriberKey {
+    let mask = ipv6_mask(prefix_len);
+    SubscriberKey {
+        family: 6,
+        prefix_len: u8::try_from(prefix_len).expect("IPv6 prefix length <= 128"),
+        _pad: [0; 2],
+        addr: std::array::from_fn(|i| address[i] & mask[i]),
+    }
+}
+
+fn ebpf_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut P
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program>,
+    <&'a mut P as TryFrom<&'a mut aya::programs::Program>>::Error: std::fmt::Display,
+{
+    let program = ebpf
+        .program_mut(name)
+        .unwrap_or_else(|| panic!("the eBPF object has no program {name}"));
+    program
+        .try_into()
+        .unwrap_or_else(|err| panic!("program {name} has an unexpected type: {err}"))
+}
+
+/// Rewrites one LPM map so it holds exactly the entries of `allow` that belong in it.
+fn replace_prefixes<K: aya::Pod + AddressBytes>(
+    mut map: LpmTrie<&mut MapData, K, u32>,
+    allow: &[Allow],
+    name: &str,
+) {
+    let old: Vec<_> = map.keys().map(|k| k.expect("iterate LPM keys")).collect();
+    for key in old {
+        map.remove(&key)
+            .unwrap_or_else(|err| panic!("remove from {name}: {err}"));
+    }
+    let sources = name == names::SOURCES_V4 || name == names::SOURCES_V6;
+    let mut wanted: Vec<(Key<K>, u32)> = Vec::new();
+    for entry in allow {
+        let is_source_kind = entry.kind & allow_kind::DESTINATION == 0;
+        let Some(bytes) = K::from_prefix(&entry.prefix) else {
+            continue;
+        };
+        if is_source_kind != sources {
+            continue;
+        }
+        let len = u32::from(entry.prefix.prefix_len());
+        match wanted
+            .iter_mut()
+            .find(|(k, _)| k.prefix_len() == len && k.data().bytes() == bytes.bytes())
+        {
+            Some((_, kind)) => *kind |= entry.kind,
+            None => wanted.push((Key::new(len, bytes), entry.kind)),
+        }
+    }
+    for (key, kind) in wanted {
+        map.insert(&key, kind, 0)
+            .unwrap_or_else(|err| panic!("insert into {name}: {err}"));
+    }
+}
+
+/// Network-order address bytes of one family.
+trait AddressBytes: Sized + Copy {
+    fn from_prefix(prefix: &IpNet) -> Option<Self>;
+    fn bytes(&self) -> &[u8];
+}
+
+impl AddressBytes for [u8; 4] {
+    fn from_prefix(prefix: &IpNet) -> Option<Self> {
+        match prefix {
+            IpNet::V4(net) => Some(net.addr().octets()),
+            IpNet::V6(_) => None,
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AddressBytes for [u8; 16] {
+    fn from_prefix(prefix: &IpNet) -> Option<Self> {
+        match prefix {
+            IpNet::V6(net) => Some(net.addr().octets()),
+            IpNet::V4(_) => None,
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
