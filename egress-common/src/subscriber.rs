@@ -46,7 +46,12 @@ pub fn destination_bit(destination: &[u8; 16]) -> u32 {
     hi.copy_from_slice(&destination[..8]);
     lo.copy_from_slice(&destination[8..]);
     let folded = u64::from_ne_bytes(hi) ^ u64::from_ne_bytes(lo).rotate_left(29);
-    let mixed = (folded ^ (folded >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The full splitmix64 finalizer: a single multiply spreads consecutive addresses (a bot
+    // scanning a /24) evenly with no collisions, which makes linear counting overestimate by
+    // 40% at 64 destinations; full avalanche makes them look random, as the estimator assumes.
+    let mut mixed = (folded ^ (folded >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    mixed ^= mixed >> 31;
     (mixed >> 57) as u32
 }
 

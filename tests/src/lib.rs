@@ -2,3 +2,4 @@
 pub mod dataplane;
 pub mod netns;
 pub mod packet;
+pub mod metrics;

@@ -100,6 +100,14 @@ pub async fn run(ctx: TelemetryContext) -> Result<(), TelemetryError> {
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
     tracing::info!(listen = %addr, "serving Prometheus metrics at /metrics");
+    run_with_listener(listener, ctx).await
+}
+
+/// `run` on a listener the caller bound (tests bind port 0).
+pub async fn run_with_listener(
+    listener: TcpListener,
+    ctx: TelemetryContext,
+) -> Result<(), TelemetryError> {
     // Aborting `run` (reload with a new address) must also stop these.
     let _workers = AbortOnDrop(vec![
         tokio::spawn(events::drain_forever(ctx.clone())),
