@@ -10,6 +10,10 @@ use crate::{
 pub const MAX_EXTENSION_HEADERS: usize = 8;
 
 const HEADER_LEN: usize = 40;
+/// Last offset at which the walk starts reading a header: the furthest field read from one (TCP
+/// flags, 13 bytes in) must lie inside the parse window, or a header just inside it would read
+/// as truncated rather than as a chain too long to walk.
+const WALK_LAST_START: usize = MAX_PARSE_OFFSET - 13;
 /// Every extension header is at least eight bytes long.
 const MIN_EXTENSION_LEN: usize = 8;
 const HOP_BY_HOP: u8 = 0;
@@ -107,7 +111,8 @@ fn walk<P: Packet + ?Sized>(packet: &P, mut offset: usize, mut next: u8, end: us
                     return Upper::Done(truncated(first_fragment));
                 };
                 match offset_flags >> 3 {
-                    0 => first_fragment = offset_flags & 1 == 1,
+                    // A later atomic fragment header does not undo an earlier first fragment.
+                    0 => first_fragment |= offset_flags & 1 == 1,
                     // Cannot be told from TCP here, and no legitimate sender fragments at 8 bytes.
                     1 => return Upper::Done(Parsed::Suspect(Suspect::OverlapFragment)),
                     _ => return Upper::Done(Parsed::Pass),
@@ -125,7 +130,7 @@ fn walk<P: Packet + ?Sized>(packet: &P, mut offset: usize, mut next: u8, end: us
         if offset > end {
             return Upper::Done(truncated(first_fragment));
         }
-        if offset > MAX_PARSE_OFFSET {
+        if offset > WALK_LAST_START {
             return Upper::Done(Parsed::Suspect(Suspect::Ipv6Chain));
         }
     }
