@@ -16,6 +16,15 @@ pub trait Packet {
         self.len() == 0
     }
 
+    /// Returns `offset` unchanged. The eBPF frame hides the value from the verifier and keeps
+    /// only its bounds, so the link-layer paths (each VLAN and PPPoE variant ends at another
+    /// constant offset) reach the network layer as one verifier state instead of a dozen, each
+    /// of which it would otherwise walk through the whole IP parser again.
+    #[inline(always)]
+    fn merge_offset(&self, offset: usize) -> usize {
+        offset
+    }
+
     #[inline(always)]
     fn u8_at(&self, offset: usize) -> Option<u8> {
         self.read::<[u8; 1]>(offset).map(|b| b[0])

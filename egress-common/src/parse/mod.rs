@@ -77,7 +77,7 @@ pub fn parse<P: Packet + ?Sized, B: BlockedPorts>(packet: &P, blocked: &B) -> Pa
         Err(parsed) => return parsed,
     };
     match network {
-        link::Network::Ipv4(offset) => ipv4::parse(packet, offset, blocked),
-        link::Network::Ipv6(offset) => ipv6::parse(packet, offset, blocked),
+        link::Network::Ipv4(offset) => ipv4::parse(packet, packet.merge_offset(offset), blocked),
+        link::Network::Ipv6(offset) => ipv6::parse(packet, packet.merge_offset(offset), blocked),
     }
 }
