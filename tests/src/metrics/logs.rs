@@ -35,22 +35,29 @@ pub fn capture() {
     });
 }
 
+/// The first captured line containing every needle.
+pub fn find_line(needles: &[&str]) -> Option<String> {
+    let lines = LINES.lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&lines)
+        .lines()
+        .find(|line| needles.iter().all(|n| line.contains(n)))
+        .map(str::to_owned)
+}
+
 /// Waits (bounded) for a log line containing every needle; returns it.
 pub fn wait_for_line(needles: &[&str], timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     loop {
-        let text =
-            String::from_utf8_lossy(&LINES.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-        if let Some(line) = text
-            .lines()
-            .find(|line| needles.iter().all(|n| line.contains(n)))
-        {
-            return line.to_owned();
+        if let Some(line) = find_line(needles) {
+            return line;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no log line containing {needles:?} within {timeout:?}; log so far:\n{text}"
-        );
+        if Instant::now() >= deadline {
+            let lines = LINES.lock().unwrap_or_else(|p| p.into_inner());
+            panic!(
+                "no log line containing {needles:?} within {timeout:?}; log so far:\n{}",
+                String::from_utf8_lossy(&lines)
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
