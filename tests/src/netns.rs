@@ -13,9 +13,12 @@
 //! addr(&sub, "s0", "192.0.2.2/24");
 //! addr(&rtr, "r0", "192.0.2.1/24");
 //! rtr.enable_forwarding();
-//! exec(&sub, &["ping", "-c1", "192.0.2.1"]);
+//! exec_ok(&sub, &["ip", "-br", "addr"]);
 //! in_netns(&rtr, || { /* std sockets and ifindex lookups see the router's stack */ });
 //! ```
+//!
+//! [`enter`] moves the calling thread itself (until its guard drops) when the work cannot move
+//! to another thread, such as attaching a program of a loaded aya object.
 //!
 //! Plain commands run through `ip netns exec`. A process that must keep the host's bpffs
 //! (pins) should instead be started with `nsenter --net=<Netns::path()>`, because
@@ -157,15 +160,7 @@ where
         let handle = scope.spawn(move || {
             let file = File::open(&path)
                 .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
-            // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "setns({}) failed: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
+            set_thread_netns(&file);
             f()
         });
         match handle.join() {
@@ -173,6 +168,35 @@ where
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// Moves the calling thread into the namespace until the guard drops, for work that cannot
+/// move to another thread (aya attach through a loaded object). Prefer [`in_netns`].
+pub fn enter(ns: &Netns) -> EnteredNetns {
+    let original = File::open("/proc/thread-self/ns/net")
+        .unwrap_or_else(|err| panic!("cannot open this thread's network namespace: {err}"));
+    set_thread_netns(
+        &File::open(ns.path())
+            .unwrap_or_else(|err| panic!("cannot open {}: {err}", ns.path().display())),
+    );
+    EnteredNetns { original }
+}
+
+/// Returns the thread to its original network namespace when dropped.
+pub struct EnteredNetns {
+    original: File,
+}
+
+impl Drop for EnteredNetns {
+    fn drop(&mut self) {
+        set_thread_netns(&self.original);
+    }
+}
+
+fn set_thread_netns(file: &File) {
+    // SAFETY: setns on a valid namespace fd only changes this thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns failed: {}", std::io::Error::last_os_error());
 }
 
 fn run(cmd: &[&str]) {
