@@ -11,11 +11,23 @@ fn main() {
             init_logging();
             cli::run(&arg)
         }
-        command => cli::dispatch(command),
+        command => {
+            restore_sigpipe();
+            cli::dispatch(command)
+        }
     };
     if let Err(err) = result {
         eprintln!("egress-agent: {err}");
         std::process::exit(err.exit_code());
+    }
+}
+
+/// `egress-agent relay list | head` should end quietly, like any Unix tool, not panic on
+/// EPIPE (Rust ignores SIGPIPE by default).
+fn restore_sigpipe() {
+    // SAFETY: installing the default disposition for SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -8,7 +8,10 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/egress";
 pub const DEFAULT_SOCKET: &str = "/run/egress/egress.sock";
 pub const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
-/// Layout under `pin_dir`: `maps/<MAP NAME>`, `links/<interface>.<hook>`.
+/// Layout under `pin_dir`: `maps/<MAP NAME>`, `links/<hook>/<interface>`.
+///
+/// bpffs refuses names containing '.', which interface names may have (`eth0.100`), so a
+/// '.' in an interface name is stored as ':' (which interface names never contain).
 #[derive(Clone, Debug)]
 pub struct PinLayout {
     root: PathBuf,
@@ -38,9 +41,19 @@ impl PinLayout {
         self.root.join("links")
     }
 
+    /// Directory of the link pins for one hook (`xdp` or `tc-egress`).
+    pub fn hook_dir(&self, hook: &str) -> PathBuf {
+        self.links_dir().join(hook)
+    }
+
     /// Pin of the link attaching our program to `interface` at `hook` (`xdp` or `tc-egress`).
     pub fn link(&self, interface: &str, hook: &str) -> PathBuf {
-        self.links_dir().join(format!("{interface}.{hook}"))
+        self.hook_dir(hook).join(interface.replace('.', ":"))
+    }
+
+    /// The interface a link pin's file name stands for.
+    pub fn link_interface(file_name: &str) -> String {
+        file_name.replace(':', ".")
     }
 }
 

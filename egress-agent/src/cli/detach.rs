@@ -91,10 +91,21 @@ fn ask_agent(socket: &Path) -> Result<(), CliError> {
     }
 }
 
+/// Waits until the process is gone or a zombie (its fds, and so our programs, are released).
 fn wait_for_exit(pid: u64) {
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
     let start = Instant::now();
-    while proc_dir.exists() && start.elapsed() < AGENT_EXIT_WAIT {
+    while start.elapsed() < AGENT_EXIT_WAIT {
+        let running = std::fs::read_to_string(&stat)
+            .map(|text| {
+                // The state follows the parenthesised command name.
+                let state = text.rsplit(')').next().unwrap_or("").trim_start();
+                !state.starts_with('Z') && !state.starts_with('X')
+            })
+            .unwrap_or(false);
+        if !running {
+            return;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

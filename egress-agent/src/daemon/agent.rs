@@ -17,7 +17,7 @@ use crate::{
         attach,
         maps::MapsError,
     },
-    paths::StateLayout,
+    paths::{PinLayout, StateLayout},
     status::{AgentStatus, Attachment},
     telemetry::{self, TelemetryContext},
 };
@@ -134,7 +134,12 @@ impl Agent {
     fn attach_all(&mut self, replace: Replace) {
         let mut attachments = Vec::new();
         for interface in self.config.interfaces.clone() {
-            attachments.push(self.attach_one(&interface, replace));
+            let attachment = self.attach_one(&interface, replace);
+            if !attachment.attached && super::watch::interface_missing(&interface.name) {
+                tracing::warn!(interface = %interface.name, hook = interface.hook.as_str(),
+                    "interface not present; will attach when it appears");
+            }
+            attachments.push(attachment);
         }
         self.update_status(|status| status.attachments = attachments);
     }
@@ -148,14 +153,7 @@ impl Agent {
             .dataplane
             .ensure_attached(interface, replace, self.config.control.reattach)
         {
-            Ok(attachment) => {
-                if attachment.mode.is_empty() && !attachment.attached && !attachment.foreign_program
-                {
-                    tracing::warn!(interface = %interface.name, hook = interface.hook.as_str(),
-                        "interface not present; will attach when it appears");
-                }
-                attachment
-            }
+            Ok(attachment) => attachment,
             Err(err) => {
                 tracing::error!(%err, "attach failed");
                 Attachment {
@@ -171,22 +169,25 @@ impl Agent {
 
     /// Link pins for interfaces no longer configured are removed (this detaches them).
     fn remove_unconfigured_links(&self) {
-        let Ok(dir) = std::fs::read_dir(self.dataplane.pins().links_dir()) else {
-            return;
-        };
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let configured = self
-                .config
-                .interfaces
-                .iter()
-                .any(|i| format!("{}.{}", i.name, i.hook.as_str()) == name);
-            if !configured {
+        let pins = self.dataplane.pins();
+        for hook in [config::Hook::Xdp, config::Hook::TcEgress] {
+            let Ok(dir) = std::fs::read_dir(pins.hook_dir(hook.as_str())) else {
+                continue;
+            };
+            for entry in dir.flatten() {
+                let interface = PinLayout::link_interface(&entry.file_name().to_string_lossy());
+                let configured = self
+                    .config
+                    .interfaces
+                    .iter()
+                    .any(|i| i.name == interface && i.hook == hook);
+                if configured {
+                    continue;
+                }
                 match std::fs::remove_file(entry.path()) {
-                    Ok(()) => {
-                        tracing::info!(link = %name, "detached: interface no longer configured")
-                    }
-                    Err(err) => tracing::error!(link = %name, %err, "cannot remove link pin"),
+                    Ok(()) => tracing::info!(%interface, hook = hook.as_str(),
+                        "detached: interface no longer configured"),
+                    Err(err) => tracing::error!(%interface, %err, "cannot remove link pin"),
                 }
             }
         }

@@ -7,6 +7,10 @@ use crate::{
     status::{Attachment, ByKind},
 };
 
+pub(super) fn interface_missing(name: &str) -> bool {
+    crate::dataplane::attach::ifindex(name) == 0
+}
+
 pub(super) fn log_transition(before: &Attachment, now: &Attachment) {
     let (interface, hook) = (&now.interface, now.hook.as_str());
     if before.attached && !now.attached && !now.foreign_program {

@@ -144,10 +144,10 @@ pub fn ensure(
             return Ok(attachment);
         }
         // The pinned link no longer enforces: its interface was recreated, or something
-        // detached it. Another program on an XDP hook means we were displaced.
-        attachment.foreign_program = interface.hook == Hook::TcEgress || !on_hook.is_empty();
+        // detached it. Another program on the XDP hook means we were displaced.
+        attachment.foreign_program = interface.hook == Hook::Xdp && !on_hook.is_empty();
         tracing::warn!(interface = %interface.name, hook, foreign = attachment.foreign_program,
-            "our pinned link no longer enforces on this interface");
+            "our pinned link no longer enforces here (interface recreated or link detached)");
         std::fs::remove_file(&link_pin)
             .map_err(io_err("cannot remove stale link pin", &link_pin))?;
     } else if interface.hook == Hook::Xdp && !on_hook.is_empty() {
@@ -160,8 +160,8 @@ pub fn ensure(
         return Ok(attachment);
     }
 
-    std::fs::create_dir_all(pins.links_dir())
-        .map_err(io_err("cannot create", &pins.links_dir()))?;
+    let hook_dir = pins.hook_dir(hook);
+    std::fs::create_dir_all(&hook_dir).map_err(io_err("cannot create", &hook_dir))?;
     let link = match interface.hook {
         Hook::Xdp => attach_xdp(ebpf, interface)?,
         Hook::TcEgress => attach_tc(ebpf, interface)?,
@@ -171,7 +171,7 @@ pub fn ensure(
         hook,
         what: "cannot pin link at",
         path: link_pin.clone(),
-        source: std::io::Error::other(source),
+        source: pin_io_error(source),
     })?;
     let (_, mode) = hook_programs(interface, ifindex);
     attachment.mode = mode.unwrap_or("").to_owned();
@@ -180,6 +180,14 @@ pub fn ensure(
     tracing::info!(interface = %interface.name, hook, mode = %attachment.mode,
         pin = %link_pin.display(), "attached");
     Ok(attachment)
+}
+
+/// The errno behind a pin failure (PinError's own message omits it).
+fn pin_io_error(err: aya::pin::PinError) -> std::io::Error {
+    match err {
+        aya::pin::PinError::SyscallError(syscall) => syscall.io_error,
+        other => std::io::Error::other(other),
+    }
 }
 
 fn xdp_program<'a>(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::paths::PinLayout;
+use crate::{config::Hook, paths::PinLayout};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
@@ -34,7 +34,17 @@ pub fn remove_all(pins: &PinLayout) -> Result<Removed, TeardownError> {
             path: pins.root().to_owned(),
         });
     }
-    removed.links = remove_files_in(&pins.links_dir())?;
+    for hook in [Hook::Xdp, Hook::TcEgress] {
+        let dir = pins.hook_dir(hook.as_str());
+        for name in remove_files_in(&dir)? {
+            removed.links.push(format!(
+                "{} {}",
+                PinLayout::link_interface(&name),
+                hook.as_str()
+            ));
+        }
+        remove_dir(&dir)?;
+    }
     removed.maps = remove_files_in(&pins.maps_dir())?;
     for dir in [pins.links_dir(), pins.maps_dir(), pins.root().to_owned()] {
         remove_dir(&dir)?;

@@ -1,0 +1,323 @@
+//! Running the real `egress-agent` binary in a lab of namespaces.
+//!
+//! The lab: subscriber ns (`192.0.2.0/24`: subscriber .2, relay .10, exempt .20) — router ns
+//! (agent: XDP on the subscriber side, tcx egress on the uplink) — internet ns
+//! (`198.51.100.2`, a TCP listener on port 25). Every agent gets its own pin directory under
+//! /sys/fs/bpf/egress-test-*, state directory, socket and config; dropping it kills the
+//! process and runs `egress-agent detach`, so nothing stays pinned after a test.
+
+pub mod traffic;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use crate::netns::{Netns, addr, route, veth};
+
+pub const SUBSCRIBER: &str = "192.0.2.2";
+pub const RELAY: &str = "192.0.2.10";
+pub const EXEMPT: &str = "192.0.2.20";
+pub const SERVER: &str = "198.51.100.2";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The agent binary next to the test executable (target/debug/egress-agent).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("egress-agent"))
+        .expect("test executable has no grandparent directory");
+    assert!(
+        path.exists(),
+        "{} not found: build it first (`cargo build -p egress-agent`, or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// Runs the CLI with `args` (no namespace needed: it talks over the socket or bpffs).
+pub fn cli(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("cannot run egress-agent")
+}
+
+/// Three namespaces wired as subscriber — router — internet.
+pub struct Lab {
+    pub sub: Netns,
+    pub rtr: Netns,
+    pub net: Netns,
+    /// Router's subscriber-facing interface (XDP) and uplink (tcx egress).
+    pub rtr_sub_if: String,
+    pub rtr_up_if: String,
+    pub net_if: String,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let (sub, rtr, net) = (Netns::new("as"), Netns::new("ar"), Netns::new("ai"));
+        let id = unique_id();
+        let names = [
+            format!("as{id}"),
+            format!("ar{id}"),
+            format!("au{id}"),
+            format!("ai{id}"),
+        ];
+        veth(&sub, &names[0], &rtr, &names[1]);
+        veth(&rtr, &names[2], &net, &names[3]);
+        for host in [SUBSCRIBER, RELAY, EXEMPT] {
+            addr(&sub, &names[0], &format!("{host}/24"));
+        }
+        addr(&rtr, &names[1], "192.0.2.1/24");
+        addr(&rtr, &names[2], "198.51.100.1/24");
+        addr(&net, &names[3], &format!("{SERVER}/24"));
+        rtr.enable_forwarding();
+        route(&sub, "default", "192.0.2.1");
+        route(&net, "default", "198.51.100.1");
+        let [_, rtr_sub_if, rtr_up_if, net_if] = names;
+        Lab {
+            sub,
+            rtr,
+            net,
+            rtr_sub_if,
+            rtr_up_if,
+            net_if,
+        }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Lab::new()
+    }
+}
+
+fn unique_id() -> u32 {
+    (std::process::id() % 10_000) * 100 + NEXT.fetch_add(1, Ordering::Relaxed) % 100
+}
+
+/// Paths of one agent instance.
+pub struct AgentFiles {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub pin_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl AgentFiles {
+    pub fn new() -> AgentFiles {
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("egress-test-{id}"));
+        std::fs::create_dir_all(&dir).expect("create test dir");
+        AgentFiles {
+            config: dir.join("egress.toml"),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/egress-test-{id}")),
+            state_dir: dir.join("state"),
+            socket: dir.join("egress.sock"),
+            dir,
+        }
+    }
+
+    pub fn socket(&self) -> &str {
+        self.socket.to_str().expect("utf-8 socket path")
+    }
+
+    pub fn config(&self) -> &str {
+        self.config.to_str().expect("utf-8 config path")
+    }
+
+    /// A config for `lab` with `extra` TOML appended (e.g. an `[allow]` table).
+    pub fn write_config(&self, lab: &Lab, extra: &str) {
+        let text = format!(
+            "pin_dir = \"{}\"\nstate_dir = \"{}\"\n\n[[interface]]\nname = \"{}\"\nhook = \"xdp\"\n\n\
+             [[interface]]\nname = \"{}\"\nhook = \"tc-egress\"\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+            self.pin_dir.display(),
+            self.state_dir.display(),
+            lab.rtr_sub_if,
+            lab.rtr_up_if,
+            self.socket.display(),
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+}
+
+impl Default for AgentFiles {
+    fn default() -> Self {
+        AgentFiles::new()
+    }
+}
+
+/// A running `egress-agent run` in the router namespace.
+pub struct Agent {
+    child: Option<Child>,
+    pub files: AgentFiles,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts the agent and waits until its control socket answers.
+    pub fn start(lab: &Lab, files: AgentFiles) -> Agent {
+        let mut agent = Agent {
+            child: None,
+            log: files.dir.join("agent.log"),
+            files,
+        };
+        agent.restart(lab);
+        agent
+    }
+
+    /// Starts the agent again (after `signal` or `kill`).
+    pub fn restart(&mut self, lab: &Lab) {
+        assert!(self.child.is_none(), "agent is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("agent log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", lab.rtr.path().display()))
+            .arg(binary())
+            .args(["run", "--config", self.files.config()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start nsenter egress-agent run");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if cli(&["status", "--socket", self.files.socket()])
+                .status
+                .success()
+            {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                panic!("agent exited during start ({status}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready in 20 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent not running").id()
+    }
+
+    /// Sends `signal` (e.g. libc::SIGHUP) without waiting.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        let rc = unsafe { libc::kill(self.pid() as i32, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.pid());
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    pub fn stop_with(&mut self, signal: i32) -> std::process::ExitStatus {
+        self.signal(signal);
+        let mut child = self.child.take().expect("agent not running");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit after signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The agent's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs the CLI against this agent's socket: `args` then `--socket PATH`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--socket", self.files.socket()]);
+        cli(&all)
+    }
+
+    /// Like `cli`, asserting success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "egress-agent {args:?} failed ({}): {}\nagent log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `status --json` parsed.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["status", "--json"])).expect("status --json is JSON")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let pin_dir = self.files.pin_dir.to_str().unwrap_or_default().to_owned();
+        let out = cli(&[
+            "detach",
+            "--pin-dir",
+            &pin_dir,
+            "--socket",
+            self.files.socket(),
+        ]);
+        if !out.status.success() {
+            eprintln!(
+                "warning: detach failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.files.dir);
+    }
+}
+
+/// The dataplane's record of an IPv4 subscriber, read from the pinned map.
+pub fn subscriber_record(
+    pin_dir: &Path,
+    address: std::net::Ipv4Addr,
+) -> Option<egress_common::SubscriberRecord> {
+    use aya::maps::{HashMap, Map, MapData};
+    use egress_common::{SubscriberKey, SubscriberRecord, names};
+    let path = pin_dir.join("maps").join(names::SUBSCRIBERS);
+    let data = MapData::from_pin(&path)
+        .unwrap_or_else(|err| panic!("open pinned {}: {err}", path.display()));
+    let map: HashMap<MapData, SubscriberKey, SubscriberRecord> =
+        HashMap::try_from(Map::from_map_data(data).expect("subscriber map type"))
+            .expect("subscriber map layout");
+    let mut key = SubscriberKey {
+        family: 4,
+        prefix_len: 32,
+        ..SubscriberKey::default()
+    };
+    key.addr[..4].copy_from_slice(&address.octets());
+    map.get(&key, 0).ok()
+}
