@@ -45,6 +45,8 @@ pub struct Agent {
     pub(super) store: Store,
     pub(super) context: TelemetryContext,
     telemetry: Option<JoinHandle<()>>,
+    /// Last attach error per interface and hook, so the periodic check logs each once.
+    attach_errors: std::collections::HashMap<(String, config::Hook), String>,
 }
 
 impl Agent {
@@ -68,6 +70,7 @@ impl Agent {
             store,
             context,
             telemetry: None,
+            attach_errors: std::collections::HashMap::new(),
         };
         agent.reconcile_allowlists(None)?;
         agent.remove_unconfigured_links();
@@ -153,9 +156,18 @@ impl Agent {
             .dataplane
             .ensure_attached(interface, replace, self.config.control.reattach)
         {
-            Ok(attachment) => attachment,
+            Ok(attachment) => {
+                self.attach_errors
+                    .remove(&(interface.name.clone(), interface.hook));
+                attachment
+            }
             Err(err) => {
-                tracing::error!(%err, "attach failed");
+                let message = err.to_string();
+                let key = (interface.name.clone(), interface.hook);
+                if self.attach_errors.get(&key) != Some(&message) {
+                    tracing::error!(err = %message, "attach failed");
+                    self.attach_errors.insert(key, message);
+                }
                 Attachment {
                     interface: interface.name.clone(),
                     hook: interface.hook,
