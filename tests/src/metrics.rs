@@ -119,6 +119,11 @@ impl PinnedDataplane {
         &self.pins
     }
 
+    /// The loaded object, for tests that fill maps directly.
+    pub fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     pub fn configure(&mut self, config: &DataplaneConfig) {
         let map = self.ebpf.map_mut(names::CONFIG).expect("EGRESS_CONFIG map");
         let mut array: Array<_, DataplaneConfig> = Array::try_from(map).expect("array map");
