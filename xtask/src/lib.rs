@@ -6,6 +6,7 @@ pub mod build;
 pub mod cmd;
 pub mod demo;
 pub mod fuzz;
+pub mod netns;
 pub mod setup;
 pub mod test;
 
