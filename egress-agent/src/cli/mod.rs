@@ -129,7 +129,11 @@ impl CliError {
 
 impl From<ClientError> for CliError {
     fn from(err: ClientError) -> Self {
-        CliError::Failed(err.to_string())
+        match err {
+            // Refused like a non-root peer the agent turns away: exit 2, as for any refusal.
+            ClientError::PermissionDenied { .. } => CliError::Invalid(err.to_string()),
+            _ => CliError::Failed(err.to_string()),
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("permission denied on control socket {path}: the agent accepts root only")]
+    PermissionDenied { path: PathBuf },
     #[error("control socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -38,9 +40,13 @@ pub fn call(socket: &Path, request: &Request) -> Result<Response, ClientError> {
         path: socket.to_owned(),
         source,
     };
-    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::NotRunning {
-        path: socket.to_owned(),
-        source,
+    let mut stream = UnixStream::connect(socket).map_err(|source| {
+        let path = socket.to_owned();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            ClientError::PermissionDenied { path }
+        } else {
+            ClientError::NotRunning { path, source }
+        }
     })?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;

@@ -19,6 +19,9 @@ use super::protocol::{ErrorKind, MAX_REQUEST_BYTES, Request, Response};
 pub type Pending = (Request, oneshot::Sender<Response>);
 
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen backlog, so a flood of clients costs
+/// bounded memory and file descriptors.
+const MAX_CONNECTIONS: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -61,7 +64,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 
 /// Accepts connections forever, handing valid requests to the daemon through `requests`.
 pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Pending>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, _)) => {
                 let requests = requests.clone();
@@ -69,6 +76,7 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Pending>) {
                     if let Err(err) = handle(stream, requests).await {
                         tracing::debug!(%err, "control connection failed");
                     }
+                    drop(slot);
                 });
             }
             Err(err) => {

@@ -12,9 +12,9 @@ use crate::{
     config::{self, Config, ConfigError},
     control::server::ServerError,
     dataplane::{
-        Dataplane, DataplaneError, Replace,
+        AttachError, Dataplane, DataplaneError, Replace,
         allowlist_maps::{self, Direction},
-        attach,
+        attach, capacity,
         maps::MapsError,
     },
     paths::{PinLayout, StateLayout},
@@ -34,6 +34,11 @@ pub enum DaemonError {
     Maps(#[from] MapsError),
     #[error(transparent)]
     Control(#[from] ServerError),
+    #[error("{file}: {source}")]
+    Capacity {
+        file: PathBuf,
+        source: capacity::CapacityError,
+    },
     #[error("cannot install signal handler: {source}")]
     Signal { source: std::io::Error },
 }
@@ -107,15 +112,33 @@ impl Agent {
         allowlist::entries(&self.config, self.store.entries())
     }
 
+    /// Refuses a desired state (config plus CLI entries) that would overflow an allowlist map.
+    pub(super) fn check_capacity(
+        &self,
+        config: &Config,
+        cli: &[Entry],
+    ) -> Result<(), capacity::CapacityError> {
+        let desired = Desired::from_entries(&allowlist::entries(config, cli));
+        capacity::check(&desired, self.dataplane.allowlist_capacity())
+    }
+
     /// Makes the kernel maps match the desired state; `cli` overrides the stored CLI entries
     /// (for a change being tried). Adds before removing within each map.
     pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
         let entries = allowlist::entries(&self.config, cli.unwrap_or(self.store.entries()));
         let desired = Desired::from_entries(&entries);
+        let capacity = self.dataplane.allowlist_capacity();
+        // Checked for every map before touching any, so an overflow changes nothing.
+        capacity::check(&desired, capacity)?;
         let pins = self.dataplane.pins();
-        let sources = allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources)?;
-        let destinations =
-            allowlist_maps::reconcile(pins, Direction::Destinations, &desired.destinations)?;
+        let sources =
+            allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources, capacity)?;
+        let destinations = allowlist_maps::reconcile(
+            pins,
+            Direction::Destinations,
+            &desired.destinations,
+            capacity,
+        )?;
         if sources.inserted + sources.removed + destinations.inserted + destinations.removed > 0 {
             tracing::info!(
                 inserted = sources.inserted + destinations.inserted,
@@ -138,7 +161,9 @@ impl Agent {
         let mut attachments = Vec::new();
         for interface in self.config.interfaces.clone() {
             let attachment = self.attach_one(&interface, replace);
-            if !attachment.attached && super::watch::interface_missing(&interface.name) {
+            if attachment.foreign_program {
+                super::watch::log_foreign(&attachment);
+            } else if !attachment.attached && super::watch::interface_missing(&interface.name) {
                 tracing::warn!(interface = %interface.name, hook = interface.hook.as_str(),
                     "interface not present; will attach when it appears");
             }
@@ -162,6 +187,7 @@ impl Agent {
                 attachment
             }
             Err(err) => {
+                let foreign_program = matches!(err, AttachError::Foreign { .. });
                 let message = err.to_string();
                 let key = (interface.name.clone(), interface.hook);
                 if self.attach_errors.get(&key) != Some(&message) {
@@ -173,7 +199,7 @@ impl Agent {
                     hook: interface.hook,
                     mode: String::new(),
                     attached: false,
-                    foreign_program: false,
+                    foreign_program,
                 }
             }
         }
@@ -240,6 +266,12 @@ impl Agent {
                 .into());
             }
         }
+        // The whole change is checked before anything is touched.
+        self.check_capacity(&new, self.store.entries())
+            .map_err(|source| DaemonError::Capacity {
+                file: self.config_path.clone(),
+                source,
+            })?;
         let reload_program = self.dataplane.needs_reload(&new);
         let new_dataplane = if reload_program {
             Some(Dataplane::load(&new)?)
@@ -250,6 +282,9 @@ impl Agent {
         target.apply_settings(&new)?;
         let old = std::mem::replace(&mut self.config, new);
         if let Err(err) = self.reconcile_allowlists(None) {
+            if let Err(restore) = self.dataplane.apply_settings(&old) {
+                tracing::error!(%restore, "cannot restore the previous dataplane settings");
+            }
             self.config = old;
             return Err(err.into());
         }

@@ -18,8 +18,6 @@ use crate::control::server;
 
 /// How often interfaces and links are checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the allowlist maps are compared with the desired state (costly for big lists).
-const DRIFT_CHECK_EVERY: u32 = 30;
 
 /// Runs the daemon until SIGTERM/SIGINT (enforcement stays) or a `detach` request.
 pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
@@ -36,7 +34,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut ticker = tokio::time::interval(CHECK_INTERVAL);
-    let mut ticks = 0u32;
+    let mut until_drift_check = agent.drift_check_ticks();
     loop {
         tokio::select! {
             _ = hangup.recv() => agent.reload(),
@@ -59,10 +57,11 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                 }
             }
             _ = ticker.tick() => {
-                ticks = ticks.wrapping_add(1);
                 agent.check_interfaces();
-                if ticks.is_multiple_of(DRIFT_CHECK_EVERY) {
+                until_drift_check = until_drift_check.saturating_sub(1);
+                if until_drift_check == 0 {
                     agent.check_drift();
+                    until_drift_check = agent.drift_check_ticks();
                 }
             }
         }

@@ -112,6 +112,9 @@ impl Agent {
 
     /// Persist, then apply; on a map error put the old list back on disk.
     fn change_cli_entries(&mut self, entries: Vec<Entry>, done: String) -> Response {
+        if let Err(err) = self.check_capacity(self.config(), &entries) {
+            return Response::error(ErrorKind::Refused, err.to_string());
+        }
         let previous = self.store.entries().to_vec();
         if let Err(err) = self.store.replace(entries) {
             return Response::error(ErrorKind::Internal, err.to_string());

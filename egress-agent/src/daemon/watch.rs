@@ -7,6 +7,13 @@ use crate::{
     status::{Attachment, ByKind},
 };
 
+/// Check ticks (seconds) between drift checks for a small allowlist.
+const DRIFT_CHECK_TICKS: u32 = 2;
+/// Map entries one drift check may read per `DRIFT_CHECK_TICKS`: bigger allowlists are
+/// checked less often, so the check never reads more than about 32k entries a second and
+/// never holds the event loop for long.
+const DRIFT_ENTRIES_PER_CHECK: u64 = 65_536;
+
 pub(super) fn interface_missing(name: &str) -> bool {
     crate::dataplane::attach::ifindex(name) == 0
 }
@@ -19,8 +26,15 @@ pub(super) fn log_transition(before: &Attachment, now: &Attachment) {
         tracing::info!(%interface, hook, mode = %now.mode, "re-attached");
     }
     if !before.foreign_program && now.foreign_program {
-        tracing::warn!(%interface, hook, "a foreign program replaced ours (control.reattach = false: leaving it)");
+        log_foreign(now);
     }
+}
+
+/// A foreign program we are not allowed to replace (or could not): said once per occurrence.
+pub(super) fn log_foreign(now: &Attachment) {
+    tracing::error!(interface = %now.interface, hook = now.hook.as_str(), mode = %now.mode,
+        "FOREIGN XDP PROGRAM holds the hook: port 25 is NOT enforced here \
+         (control.reattach = false, or replacing it failed)");
 }
 
 /// Entries whose kind bits differ between the map and the desired state, by kind.
@@ -46,6 +60,15 @@ fn drift(current: &MapContents, desired: &MapContents, drift: &mut ByKind) {
 }
 
 impl Agent {
+    /// Ticks until the next drift check: 2 s for up to 65,536 entries, proportionally longer
+    /// beyond (a full read of 2 million entries happens about once a minute).
+    pub fn drift_check_ticks(&self) -> u32 {
+        let entries = self.status_snapshot().allowlist_entries;
+        let total = entries.relay + entries.exempt + entries.destination;
+        let spread = total.div_ceil(DRIFT_ENTRIES_PER_CHECK).max(1);
+        DRIFT_CHECK_TICKS.saturating_mul(u32::try_from(spread).unwrap_or(u32::MAX))
+    }
+
     /// Entries changed behind our back are counted and put back.
     pub fn check_drift(&mut self) {
         let desired = Desired::from_entries(&self.desired_entries());

@@ -110,16 +110,30 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
         .map_err(map_error(pins, direction.map_names().0))
 }
 
-/// Makes the tries of `direction` hold exactly `desired`.
+/// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
+/// entries per family (see `capacity::check`).
 pub fn reconcile(
     pins: &PinLayout,
     direction: Direction,
     desired: &MapContents,
+    capacity: u32,
 ) -> Result<Applied, MapsError> {
     let mut tries = Tries::open(pins, direction)?;
     let current = tries
         .read()
         .map_err(map_error(pins, direction.map_names().0))?;
+    let mut applied = Applied::default();
+    // Adding first needs room for old and new entries at once; when a map is that full the
+    // entries on their way out go first (they only ever narrow what passes).
+    let remove_first = !fits_together(&current, desired, capacity);
+    if remove_first {
+        tracing::warn!(
+            map = direction.map_names().0,
+            capacity,
+            "allowlist map near capacity: removing old entries before adding new ones"
+        );
+        applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
+    }
     let mut inserted: Vec<(IpNet, Option<u32>)> = Vec::new();
     for (prefix, value) in desired {
         let before = current.get(prefix).copied();
@@ -133,16 +147,41 @@ pub fn reconcile(
         }
         inserted.push((*prefix, before));
     }
-    let mut applied = Applied {
-        inserted: inserted.len() as u64,
-        removed: 0,
+    applied.inserted = inserted.len() as u64;
+    if !remove_first {
+        applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
+    }
+    Ok(applied)
+}
+
+/// Whether the union of `current` and `desired` fits in each family's map.
+fn fits_together(current: &MapContents, desired: &MapContents, capacity: u32) -> bool {
+    let count = |v4: bool| {
+        let family = |p: &&IpNet| matches!(p, IpNet::V4(_)) == v4;
+        let existing = current.keys().filter(family).count();
+        let added = desired
+            .keys()
+            .filter(family)
+            .filter(|p| !current.contains_key(p))
+            .count();
+        existing + added
     };
+    count(true) <= capacity as usize && count(false) <= capacity as usize
+}
+
+fn remove_stale(
+    pins: &PinLayout,
+    tries: &mut Tries,
+    current: &MapContents,
+    desired: &MapContents,
+) -> Result<u64, MapsError> {
+    let mut removed = 0;
     for prefix in current.keys().filter(|p| !desired.contains_key(p)) {
         let name = tries.name_of(prefix);
         tries.remove(prefix).map_err(map_error(pins, name))?;
-        applied.removed += 1;
+        removed += 1;
     }
-    Ok(applied)
+    Ok(removed)
 }
 
 fn roll_back(tries: &mut Tries, inserted: &[(IpNet, Option<u32>)]) {

@@ -47,6 +47,15 @@ pub enum AttachError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{interface} (xdp): cannot remove the foreign XDP program {prog_id} that displaced ours \
+         (a bpf_link only its owner can release gives EBUSY): {source}"
+    )]
+    Foreign {
+        interface: String,
+        prog_id: u32,
+        source: std::io::Error,
+    },
     #[error("{interface} ({hook}): program {name} missing from the eBPF object")]
     MissingProgram {
         interface: String,
@@ -144,20 +153,29 @@ pub fn ensure(
             return Ok(attachment);
         }
         // The pinned link no longer enforces: its interface was recreated, or something
-        // detached it. Another program on the XDP hook means we were displaced.
-        attachment.foreign_program = interface.hook == Hook::Xdp && !on_hook.is_empty();
-        tracing::warn!(interface = %interface.name, hook, foreign = attachment.foreign_program,
+        // detached it (perhaps to put its own program there, handled below).
+        tracing::warn!(interface = %interface.name, hook,
             "our pinned link no longer enforces here (interface recreated or link detached)");
         std::fs::remove_file(&link_pin)
             .map_err(io_err("cannot remove stale link pin", &link_pin))?;
-    } else if interface.hook == Hook::Xdp && !on_hook.is_empty() {
-        attachment.foreign_program = true;
-        tracing::warn!(interface = %interface.name, hook, prog_id = on_hook[0],
-            "a foreign XDP program holds the hook");
     }
-    if attachment.foreign_program && !reattach {
+    // tcx runs several programs in a chain (ours first); the XDP hook holds one, so a program
+    // there that is not behind our pinned link displaced us.
+    if interface.hook == Hook::Xdp
+        && let Some(&prog_id) = on_hook.first()
+    {
+        attachment.foreign_program = true;
         attachment.mode = mode.unwrap_or("").to_owned();
-        return Ok(attachment);
+        if !reattach {
+            return Ok(attachment);
+        }
+        tracing::error!(interface = %interface.name, prog_id, mode = mode.unwrap_or(""),
+            "FOREIGN XDP PROGRAM holds the hook: detaching it and attaching ours (control.reattach = true)");
+        netlink::detach_xdp(ifindex, mode).map_err(|source| AttachError::Foreign {
+            interface: interface.name.clone(),
+            prog_id,
+            source,
+        })?;
     }
 
     let hook_dir = pins.hook_dir(hook);

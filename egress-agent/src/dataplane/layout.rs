@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use aya::maps::MapInfo;
 use egress_common::names;
 
+use super::capacity::ALLOWLIST_MAPS;
 use crate::paths::PinLayout;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +33,13 @@ pub struct MapSpec {
     pub flags: u32,
 }
 
-/// The maps of `object` that the agent pins (globals in .rodata/.bss are not pinned).
-pub fn required(object: &[u8], max_tracked: u32) -> Result<Vec<MapSpec>, LayoutError> {
+/// The maps of `object` that the agent pins (globals in .rodata/.bss are not pinned), with
+/// the subscriber map sized to `max_tracked` and each allowlist map to `allowlist_capacity`.
+pub fn required(
+    object: &[u8],
+    max_tracked: u32,
+    allowlist_capacity: u32,
+) -> Result<Vec<MapSpec>, LayoutError> {
     let parsed = aya_obj::Object::parse(object)?;
     let mut specs: Vec<MapSpec> = parsed
         .maps
@@ -46,6 +52,8 @@ pub fn required(object: &[u8], max_tracked: u32) -> Result<Vec<MapSpec>, LayoutE
             value_size: map.value_size(),
             max_entries: if name == names::SUBSCRIBERS {
                 max_tracked
+            } else if ALLOWLIST_MAPS.contains(&name.as_str()) {
+                allowlist_capacity
             } else {
                 map.max_entries()
             },

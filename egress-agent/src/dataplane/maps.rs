@@ -16,6 +16,8 @@ pub enum MapsError {
         path: PathBuf,
         source: MapError,
     },
+    #[error(transparent)]
+    Capacity(#[from] super::capacity::CapacityError),
 }
 
 /// Opens the map pinned under `name`.

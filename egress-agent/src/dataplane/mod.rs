@@ -3,6 +3,7 @@
 pub mod allowlist_maps;
 pub mod attach;
 pub mod bpffs;
+pub mod capacity;
 pub mod layout;
 pub mod maps;
 pub mod netlink;
@@ -52,6 +53,7 @@ pub enum DataplaneError {
 struct LoadSettings {
     blocked_ports: Vec<u16>,
     max_tracked: u32,
+    allowlist_capacity: u32,
 }
 
 impl LoadSettings {
@@ -59,6 +61,7 @@ impl LoadSettings {
         LoadSettings {
             blocked_ports: config.blocked_ports.clone(),
             max_tracked: config.subscribers.max_tracked,
+            allowlist_capacity: capacity::allowlist_capacity(),
         }
     }
 }
@@ -82,7 +85,11 @@ impl Dataplane {
             source,
         })?;
         let settings = LoadSettings::of(config);
-        let specs = layout::required(EBPF_OBJECT, settings.max_tracked)?;
+        let specs = layout::required(
+            EBPF_OBJECT,
+            settings.max_tracked,
+            settings.allowlist_capacity,
+        )?;
         layout::remove_incompatible(&pins, &specs)?;
 
         let ports = settings
@@ -93,6 +100,9 @@ impl Dataplane {
         loader
             .override_global(names::BLOCKED_PORTS, &ports, true)
             .map_max_entries(names::SUBSCRIBERS, settings.max_tracked);
+        for name in capacity::ALLOWLIST_MAPS {
+            loader.map_max_entries(name, settings.allowlist_capacity);
+        }
         for spec in &specs {
             loader.map_pin_path(spec.name.as_str(), pins.map(&spec.name));
         }
@@ -101,7 +111,8 @@ impl Dataplane {
             .map_err(|e| DataplaneError::Load(Box::new(e)))?;
         load_programs(&mut ebpf)?;
         tracing::info!(pin_dir = %pins.root().display(), blocked_ports = ?settings.blocked_ports,
-            max_tracked = settings.max_tracked, "eBPF object loaded, maps pinned");
+            max_tracked = settings.max_tracked, allowlist_capacity = settings.allowlist_capacity,
+            "eBPF object loaded, maps pinned");
         Ok(Dataplane {
             pins,
             ebpf,
@@ -111,6 +122,11 @@ impl Dataplane {
 
     pub fn pins(&self) -> &PinLayout {
         &self.pins
+    }
+
+    /// Entries each allowlist map of the loaded object holds at most.
+    pub fn allowlist_capacity(&self) -> u32 {
+        self.settings.allowlist_capacity
     }
 
     /// True when `config` changes something baked in at load time.
