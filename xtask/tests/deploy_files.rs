@@ -46,12 +46,9 @@ fn key_paths(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
 fn example_config_is_accepted_and_shows_every_key() {
     let path = deploy_file("egress.toml");
     let text = read(&path);
-    let config: Config = toml::from_str(&text).unwrap_or_else(|err| {
-        panic!(
-            "{} is rejected by the agent's config: {err}",
-            path.display()
-        )
-    });
+    // load() is what `egress-agent check-config` and `run` use: syntax, types and meaning.
+    let config: Config = egress_agent::config::load(&path)
+        .unwrap_or_else(|err| panic!("the agent rejects the example config: {err}"));
     assert_eq!(config.mode, ModeSetting::Enforce);
     assert_eq!(config.blocked_ports, vec![25]);
     for hook in [Hook::Xdp, Hook::TcEgress] {
