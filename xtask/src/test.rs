@@ -41,7 +41,11 @@ pub fn run(args: TestArgs) -> Result<()> {
             failed.push("clippy");
         }
     }
-    build::build_workspace()?;
+    if let Err(err) = build::build_workspace() {
+        // Nothing can be tested without a build; report it with what already failed.
+        failed.push("build");
+        bail!("{err:#}\nfailed: {}", failed.join(", "));
+    }
     println!("==> Running every test (they need root: namespaces, BPF, bpffs)");
     let tests = runner.run(
         cargo()
