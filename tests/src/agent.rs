@@ -6,6 +6,8 @@
 //! /sys/fs/bpf/egress-test-*, state directory, socket and config; dropping it kills the
 //! process and runs `egress-agent detach`, so nothing stays pinned after a test.
 
+pub mod foreign;
+pub mod kernel;
 pub mod traffic;
 
 use std::{
@@ -53,7 +55,9 @@ pub struct Lab {
     pub sub: Netns,
     pub rtr: Netns,
     pub net: Netns,
-    /// Router's subscriber-facing interface (XDP) and uplink (tcx egress).
+    /// Subscriber's interface, router's subscriber-facing interface (XDP) and uplink (tcx
+    /// egress).
+    pub sub_if: String,
     pub rtr_sub_if: String,
     pub rtr_up_if: String,
     pub net_if: String,
@@ -69,27 +73,47 @@ impl Lab {
             format!("au{id}"),
             format!("ai{id}"),
         ];
-        veth(&sub, &names[0], &rtr, &names[1]);
         veth(&rtr, &names[2], &net, &names[3]);
-        for host in [SUBSCRIBER, RELAY, EXEMPT] {
-            addr(&sub, &names[0], &format!("{host}/24"));
-        }
-        addr(&rtr, &names[1], "192.0.2.1/24");
         addr(&rtr, &names[2], "198.51.100.1/24");
         addr(&net, &names[3], &format!("{SERVER}/24"));
         rtr.enable_forwarding();
-        route(&sub, "default", "192.0.2.1");
         route(&net, "default", "198.51.100.1");
-        let [_, rtr_sub_if, rtr_up_if, net_if] = names;
-        Lab {
+        let [sub_if, rtr_sub_if, rtr_up_if, net_if] = names;
+        let lab = Lab {
             sub,
             rtr,
             net,
+            sub_if,
             rtr_sub_if,
             rtr_up_if,
             net_if,
-        }
+        };
+        lab.connect_subscriber_side();
+        lab
     }
+
+    /// (Re)creates the subscriber — router veth pair with its addresses and routes (after
+    /// `ip link del` of the router's subscriber-facing interface).
+    pub fn connect_subscriber_side(&self) {
+        veth(&self.sub, &self.sub_if, &self.rtr, &self.rtr_sub_if);
+        for host in [SUBSCRIBER, RELAY, EXEMPT] {
+            addr(&self.sub, &self.sub_if, &format!("{host}/24"));
+        }
+        addr(&self.rtr, &self.rtr_sub_if, "192.0.2.1/24");
+        route(&self.sub, "default", "192.0.2.1");
+    }
+}
+
+/// Polls `condition` every 100 ms for up to `seconds` (a hang guard, not a timing check).
+pub fn wait_for(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {seconds} s waiting for {what}");
 }
 
 impl Default for Lab {
@@ -137,16 +161,30 @@ impl AgentFiles {
         self.config.to_str().expect("utf-8 config path")
     }
 
-    /// A config for `lab` with `extra` TOML appended (e.g. an `[allow]` table).
+    /// A config for `lab` with `extra` TOML appended (e.g. an `[allow]` table; keys before any
+    /// table header land in `[control]`).
     pub fn write_config(&self, lab: &Lab, extra: &str) {
-        let text = format!(
-            "pin_dir = \"{}\"\nstate_dir = \"{}\"\n\n[[interface]]\nname = \"{}\"\nhook = \"xdp\"\n\n\
-             [[interface]]\nname = \"{}\"\nhook = \"tc-egress\"\n\n[control]\nsocket = \"{}\"\n\n{extra}\n",
+        self.write_config_for(&[(&lab.rtr_sub_if, "xdp"), (&lab.rtr_up_if, "tc-egress")], extra);
+    }
+
+    /// XDP on the subscriber side only: no tcx backstop, so traffic shows what XDP does.
+    pub fn write_xdp_only_config(&self, lab: &Lab, extra: &str) {
+        self.write_config_for(&[(&lab.rtr_sub_if, "xdp")], extra);
+    }
+
+    /// A config attaching `hook` to each `(interface, hook)`, then `extra`.
+    pub fn write_config_for(&self, interfaces: &[(&str, &str)], extra: &str) {
+        let mut text = format!(
+            "pin_dir = \"{}\"\nstate_dir = \"{}\"\n\n",
             self.pin_dir.display(),
             self.state_dir.display(),
-            lab.rtr_sub_if,
-            lab.rtr_up_if,
-            self.socket.display(),
+        );
+        for (name, hook) in interfaces {
+            text += &format!("[[interface]]\nname = \"{name}\"\nhook = \"{hook}\"\n\n");
+        }
+        text += &format!(
+            "[control]\nsocket = \"{}\"\n\n{extra}\n",
+            self.socket.display()
         );
         std::fs::write(&self.config, text).expect("write config");
     }
@@ -158,20 +196,35 @@ impl Default for AgentFiles {
     }
 }
 
+/// How to start the agent beyond the defaults: extra environment, and a command that wraps
+/// the binary inside the router namespace (e.g. `setpriv ... --`).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    pub env: Vec<(String, String)>,
+    pub wrapper: Vec<String>,
+}
+
 /// A running `egress-agent run` in the router namespace.
 pub struct Agent {
     child: Option<Child>,
     pub files: AgentFiles,
     log: PathBuf,
+    launch: Launch,
 }
 
 impl Agent {
     /// Starts the agent and waits until its control socket answers.
     pub fn start(lab: &Lab, files: AgentFiles) -> Agent {
+        Agent::start_with(lab, files, Launch::default())
+    }
+
+    /// Like `start`, with extra environment or a wrapper command.
+    pub fn start_with(lab: &Lab, files: AgentFiles, launch: Launch) -> Agent {
         let mut agent = Agent {
             child: None,
             log: files.dir.join("agent.log"),
             files,
+            launch,
         };
         agent.restart(lab);
         agent
@@ -187,7 +240,9 @@ impl Agent {
             .expect("agent log");
         let child = Command::new("nsenter")
             .arg(format!("--net={}", lab.rtr.path().display()))
+            .args(&self.launch.wrapper)
             .arg(binary())
+            .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
             .args(["run", "--config", self.files.config()])
             .stdout(Stdio::null())
             .stderr(log)
@@ -273,6 +328,30 @@ impl Agent {
     /// `status --json` parsed.
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.cli_ok(&["status", "--json"])).expect("status --json is JSON")
+    }
+
+    /// The status entry of one interface's attachment.
+    pub fn attachment(&self, interface: &str) -> serde_json::Value {
+        let status = self.status();
+        status["attachments"]
+            .as_array()
+            .and_then(|all| all.iter().find(|a| a["interface"] == interface).cloned())
+            .unwrap_or_else(|| panic!("no attachment for {interface} in status: {status}"))
+    }
+
+    /// `relay list --json` and `exempt list --json`, to compare state before and after.
+    pub fn allowlists(&self) -> (String, String) {
+        (
+            self.cli_ok(&["relay", "list", "--json"]),
+            self.cli_ok(&["exempt", "list", "--json"]),
+        )
+    }
+
+    /// Whether the agent process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 }
 

@@ -14,14 +14,25 @@ use crate::netns::in_netns;
 
 /// A port-25 listener in the internet namespace (the kernel completes handshakes).
 pub fn smtp_listener(lab: &Lab) -> TcpListener {
+    listener(lab, 25)
+}
+
+/// A TCP listener on `port` of the server in the internet namespace.
+pub fn listener(lab: &Lab, port: u16) -> TcpListener {
     in_netns(&lab.net, || {
-        TcpListener::bind((SERVER, 25)).expect("bind 198.51.100.2:25 in the internet namespace")
+        TcpListener::bind((SERVER, port))
+            .unwrap_or_else(|err| panic!("bind {SERVER}:{port} in the internet namespace: {err}"))
     })
 }
 
 /// Whether a TCP connection from `source` (in the subscriber namespace) to the server's
 /// port 25 is established within 2 s.
 pub fn connects(lab: &Lab, source: &str) -> bool {
+    connects_to(lab, source, 25)
+}
+
+/// Whether a TCP connection from `source` to the server's `port` is established within 2 s.
+pub fn connects_to(lab: &Lab, source: &str, port: u16) -> bool {
     let source: IpAddr = source.parse().expect("source address");
     let server: IpAddr = SERVER.parse().expect("server address");
     in_netns(&lab.sub, || {
@@ -30,7 +41,7 @@ pub fn connects(lab: &Lab, source: &str) -> bool {
             .bind(&SocketAddr::new(source, 0).into())
             .expect("bind source address");
         socket
-            .connect_timeout(&SocketAddr::new(server, 25).into(), Duration::from_secs(2))
+            .connect_timeout(&SocketAddr::new(server, port).into(), Duration::from_secs(2))
             .is_ok()
     })
 }
