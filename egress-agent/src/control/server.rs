@@ -88,8 +88,11 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Pending>) {
 }
 
 async fn handle(mut stream: UnixStream, requests: mpsc::Sender<Pending>) -> std::io::Result<()> {
+    // Read before judging the peer: a reply to a client whose request sits unread would
+    // reach it as a connection reset instead of the refusal.
+    let request = read_request(&mut stream).await;
     let response = match stream.peer_cred() {
-        Ok(cred) if cred.uid() == 0 => match read_request(&mut stream).await {
+        Ok(cred) if cred.uid() == 0 => match request {
             Ok(request) => dispatch(request, &requests).await,
             Err(response) => response,
         },
@@ -111,7 +114,26 @@ async fn handle(mut stream: UnixStream, requests: mpsc::Sender<Pending>) -> std:
     let mut line = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     line.push(b'\n');
     stream.write_all(&line).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    drain(&mut stream).await;
+    Ok(())
+}
+
+/// Discards what the client still sends (the rest of an oversized request) for a moment, so
+/// closing does not turn into a reset that hides the reply from it.
+async fn drain(stream: &mut UnixStream) {
+    const LIMIT: usize = 1024 * 1024;
+    let mut chunk = [0u8; 4096];
+    let mut total = 0;
+    let read_rest = async {
+        while total < LIMIT {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), read_rest).await;
 }
 
 async fn read_request(stream: &mut UnixStream) -> Result<Request, Response> {
