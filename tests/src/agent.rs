@@ -8,6 +8,7 @@
 
 pub mod foreign;
 pub mod kernel;
+pub mod mutate;
 pub mod traffic;
 
 use std::{
@@ -164,7 +165,10 @@ impl AgentFiles {
     /// A config for `lab` with `extra` TOML appended (e.g. an `[allow]` table; keys before any
     /// table header land in `[control]`).
     pub fn write_config(&self, lab: &Lab, extra: &str) {
-        self.write_config_for(&[(&lab.rtr_sub_if, "xdp"), (&lab.rtr_up_if, "tc-egress")], extra);
+        self.write_config_for(
+            &[(&lab.rtr_sub_if, "xdp"), (&lab.rtr_up_if, "tc-egress")],
+            extra,
+        );
     }
 
     /// XDP on the subscriber side only: no tcx backstop, so traffic shows what XDP does.

@@ -23,10 +23,7 @@ fn allowlist_overflow_fails_whole_by_cli_and_by_reload() {
     let three = ["203.0.113.1/32", "203.0.113.2/32", "203.0.113.3/32"];
     files.write_config(&lab, &relays(&three));
     let launch = Launch {
-        env: vec![(
-            "EGRESS_TEST_ALLOWLIST_CAPACITY".into(),
-            CAPACITY.into(),
-        )],
+        env: vec![("EGRESS_TEST_ALLOWLIST_CAPACITY".into(), CAPACITY.into())],
         ..Launch::default()
     };
     let agent = Agent::start_with(&lab, files, launch);

@@ -59,7 +59,10 @@ fn allowlist_drift_is_reverted_and_counted() {
         !has_key(map, &rogue_key)
     });
     assert_eq!(drift(&agent), Some(2));
-    assert!(!connects(&lab, SUBSCRIBER), "the subscriber is blocked again");
+    assert!(
+        !connects(&lab, SUBSCRIBER),
+        "the subscriber is blocked again"
+    );
     assert!(
         agent.log_text().contains("changed outside the agent"),
         "drift is logged:\n{}",

@@ -56,10 +56,14 @@ fn foreign_xdp_program_is_reported_and_replaced_when_reattach_is_on() {
 
     // With reattach on, the periodic check replaces the next intruder by itself.
     foreign.displace(&our_link, &lab.rtr, &lab.rtr_sub_if);
-    wait_for("the periodic check to replace the foreign program", 10, || {
-        xdp_prog_id(&lab.rtr, &lab.rtr_sub_if).is_some_and(|id| id != foreign.id())
-            && our_link.exists()
-    });
+    wait_for(
+        "the periodic check to replace the foreign program",
+        10,
+        || {
+            xdp_prog_id(&lab.rtr, &lab.rtr_sub_if).is_some_and(|id| id != foreign.id())
+                && our_link.exists()
+        },
+    );
     assert!(!connects(&lab, SUBSCRIBER), "port 25 blocked again");
     let log = agent.log_text();
     assert!(

@@ -58,7 +58,10 @@ fn incompatible_pinned_map_is_recreated() {
         value_size,
         Some(std::mem::size_of::<egress_common::DataplaneConfig>() as u64)
     );
-    assert!(!connects(&lab, SUBSCRIBER), "enforcing with the recreated map");
+    assert!(
+        !connects(&lab, SUBSCRIBER),
+        "enforcing with the recreated map"
+    );
 }
 
 #[test]

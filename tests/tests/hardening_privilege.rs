@@ -64,7 +64,10 @@ fn agent_enforces_with_three_capabilities_and_refuses_non_root_peers() {
         "the agent runs with exactly CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"
     );
     assert_eq!(capability_set(agent.pid(), "CapBnd:"), EXPECTED_CAP_EFF);
-    for attachment in agent.status()["attachments"].as_array().expect("attachments") {
+    for attachment in agent.status()["attachments"]
+        .as_array()
+        .expect("attachments")
+    {
         assert_eq!(attachment["attached"], true, "{attachment}");
     }
     assert!(!connects(&lab, SUBSCRIBER), "enforcing");
@@ -88,18 +91,23 @@ fn agent_enforces_with_three_capabilities_and_refuses_non_root_peers() {
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(mode))
             .expect("chmod");
     }
-    let out = as_nobody("/usr/bin/python3", &["-c", RAW_CLIENT, agent.files.socket()]);
-    let reply: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
-            panic!(
-                "no JSON reply for a non-root peer ({err}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let out = as_nobody(
+        "/usr/bin/python3",
+        &["-c", RAW_CLIENT, agent.files.socket()],
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "no JSON reply for a non-root peer ({err}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     assert_eq!(reply["ok"], false);
     assert_eq!(reply["error"], "refused");
     assert!(
-        reply["message"].as_str().unwrap_or("").contains("root only"),
+        reply["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("root only"),
         "{reply}"
     );
     assert_eq!(agent.allowlists(), before, "nothing changed");

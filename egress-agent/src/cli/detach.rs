@@ -76,7 +76,7 @@ pub fn detach(args: &DetachArgs) -> Result<(), CliError> {
 
 /// Asks a running agent to detach and waits for it to exit; no agent is fine.
 fn ask_agent(socket: &Path) -> Result<(), CliError> {
-    match client::call(socket, &Request::Detach) {
+    match client::call(socket, &Request::Detach {}) {
         Ok(response) if response.ok => {
             println!("{}", response.message);
             let pid = response.data.get("pid").and_then(serde_json::Value::as_u64);

@@ -4,7 +4,7 @@ use super::{CliError, ListArgs, decode, print_json, request, table};
 use crate::control::{Request, protocol::StatusView};
 
 pub fn status(list: &ListArgs) -> Result<(), CliError> {
-    let view: StatusView = decode(request(&list.socket, &Request::Status)?)?;
+    let view: StatusView = decode(request(&list.socket, &Request::Status {})?)?;
     if list.json {
         return print_json(&view);
     }

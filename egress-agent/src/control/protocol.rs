@@ -25,14 +25,16 @@ pub enum Request {
     AllowList {
         kind: AllowKind,
     },
-    Status,
+    /// Empty braces, not a unit variant: serde ignores `deny_unknown_fields` on unit variants
+    /// of a tagged enum, and unknown fields must be refused.
+    Status {},
     Top {
         n: usize,
     },
     Subscriber {
         address: String,
     },
-    Detach,
+    Detach {},
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

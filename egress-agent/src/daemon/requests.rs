@@ -23,14 +23,14 @@ impl Agent {
             } => (self.allow_add(kind, &prefix, comment), false),
             Request::AllowRemove { kind, prefix } => (self.allow_remove(kind, &prefix), false),
             Request::AllowList { kind } => (self.allow_list(kind), false),
-            Request::Status => (self.status(), false),
+            Request::Status {} => (self.status(), false),
             Request::Top { n } => (
                 telemetry::top(&self.context, n)
                     .map_or_else(internal, |views| Response::data(&views)),
                 false,
             ),
             Request::Subscriber { address } => (self.subscriber(&address), false),
-            Request::Detach => match self.detach_everything() {
+            Request::Detach {} => match self.detach_everything() {
                 Ok(removed) => {
                     tracing::info!(links = ?removed.links, maps = ?removed.maps, "detached on request; exiting");
                     (

@@ -45,7 +45,10 @@ pub fn allowlist_capacity() -> u32 {
 /// Fails when any map would need more entries than `capacity`.
 pub fn check(desired: &Desired, capacity: u32) -> Result<(), CapacityError> {
     let per_family = |contents: &MapContents| {
-        let v4 = contents.keys().filter(|p| matches!(p, IpNet::V4(_))).count();
+        let v4 = contents
+            .keys()
+            .filter(|p| matches!(p, IpNet::V4(_)))
+            .count();
         (v4, contents.len() - v4)
     };
     let (sources_v4, sources_v6) = per_family(&desired.sources);
@@ -70,9 +73,10 @@ mod tests {
     fn desired(sources: &[&str]) -> Desired {
         let mut desired = Desired::default();
         for text in sources {
-            desired
-                .sources
-                .insert(text.parse().expect("test prefix"), egress_common::allow_kind::RELAY);
+            desired.sources.insert(
+                text.parse().expect("test prefix"),
+                egress_common::allow_kind::RELAY,
+            );
         }
         desired
     }
@@ -82,7 +86,10 @@ mod tests {
         let two_v4 = desired(&["192.0.2.1/32", "192.0.2.2/32", "2001:db8::1/128"]);
         assert!(check(&two_v4, 2).is_ok());
         let err = check(&two_v4, 1).expect_err("two IPv4 sources do not fit in one entry");
-        assert_eq!((err.map, err.wanted, err.capacity), (names::SOURCES_V4, 2, 1));
+        assert_eq!(
+            (err.map, err.wanted, err.capacity),
+            (names::SOURCES_V4, 2, 1)
+        );
         assert!(err.to_string().contains("nothing changed"));
     }
 }

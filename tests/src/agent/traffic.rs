@@ -41,7 +41,10 @@ pub fn connects_to(lab: &Lab, source: &str, port: u16) -> bool {
             .bind(&SocketAddr::new(source, 0).into())
             .expect("bind source address");
         socket
-            .connect_timeout(&SocketAddr::new(server, port).into(), Duration::from_secs(2))
+            .connect_timeout(
+                &SocketAddr::new(server, port).into(),
+                Duration::from_secs(2),
+            )
             .is_ok()
     })
 }
