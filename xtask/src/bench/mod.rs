@@ -1,11 +1,163 @@
-//! `cargo xtask bench`: placeholder until the benchmark lands.
+//! `cargo xtask bench`: what the router pays for egress, measured against the spec's
+//! Performance table with the peers beside it, printed as a table and written as JSON.
+//! BENCHMARKS.md explains every row.
 
-use anyhow::{Result, bail};
+mod agent;
+mod blast;
+mod bpf_sys;
+mod cases;
+mod dataplane;
+mod frames;
+mod lab;
+mod measure;
+mod object;
+mod prefixes;
+mod report;
+mod rows;
+mod veth;
+mod xdp_filter;
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Context as _, Result};
 use clap::Args;
 
-#[derive(Args, Debug, Default)]
-pub struct BenchArgs {}
+use crate::cmd::{Runner, require_root};
 
-pub fn run(_args: BenchArgs) -> Result<()> {
-    bail!("cargo xtask bench is not implemented yet")
+#[derive(Args, Debug, Default)]
+pub struct BenchArgs {
+    /// A tiny run (seconds) that proves the bench works; its figures mean nothing
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to write the results as JSON [default: target/bench/egress-bench.json]
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// The eBPF object to measure [default: build egress-agent and use the object it embeds]
+    #[arg(long, value_name = "PATH")]
+    pub object: Option<PathBuf>,
+}
+
+/// How big a bench is: the spec's sizes, or a tiny run for tests.
+pub struct Scale {
+    pub quick: bool,
+    pub runs: usize,
+    pub steady: measure::Plan,
+    /// Distinct sources per case (frames).
+    pub sources: usize,
+    /// Distinct never-seen subscribers per run of a new-subscriber case.
+    pub new_sources: usize,
+    /// Allowlist sizes per family (the relay prefix included).
+    pub prefix_steps: Vec<usize>,
+    /// The step at which the veth comparison runs (its prefixes go into nftables too).
+    pub veth_step: usize,
+    pub tracked: u32,
+    pub blast: veth::Blast,
+}
+
+impl Scale {
+    fn new(quick: bool) -> Scale {
+        if quick {
+            Scale {
+                quick,
+                runs: 5,
+                steady: measure::Plan {
+                    runs: 5,
+                    passes: 1,
+                    hot_repeat: 10_000,
+                },
+                sources: 4_096,
+                new_sources: 1_024,
+                prefix_steps: vec![10, 1_000],
+                veth_step: 1_000,
+                tracked: 10_000,
+                blast: veth::Blast {
+                    duration: Duration::from_millis(300),
+                    budget: 200_000,
+                    senders: 1,
+                    sources: 4_096,
+                },
+            }
+        } else {
+            Scale {
+                quick,
+                runs: 5,
+                steady: measure::Plan {
+                    runs: 5,
+                    passes: 8,
+                    hot_repeat: 1 << 20,
+                },
+                sources: 4_096,
+                new_sources: 32_768,
+                prefix_steps: vec![10, 10_000, 1_000_000],
+                veth_step: 10_000,
+                tracked: 1_000_000,
+                blast: veth::Blast {
+                    duration: Duration::from_secs(3),
+                    budget: 50_000_000,
+                    senders: 2,
+                    sources: 65_536,
+                },
+            }
+        }
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    require_root("bench", "BPF_PROG_TEST_RUN, network namespaces and bpffs")?;
+    mount_bpffs()?;
+    let object = match args.object {
+        Some(path) => path,
+        None => object::build()?,
+    };
+    let scale = Scale::new(args.quick);
+    let started = std::time::Instant::now();
+    let rows = rows::collect(&object, &scale)?;
+    println!("\n{}", report::table(&rows));
+    let json = args
+        .json
+        .unwrap_or_else(|| crate::workspace_root().join("target/bench/egress-bench.json"));
+    if let Some(dir) = json.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    report::write_json(&rows, meta(&object, &scale, started.elapsed()), &json)?;
+    println!(
+        "bench took {:.0} s; results written to {}",
+        started.elapsed().as_secs_f64(),
+        json.display()
+    );
+    Ok(())
+}
+
+fn mount_bpffs() -> Result<()> {
+    let mounted = Command::new("mountpoint")
+        .args(["-q", "/sys/fs/bpf"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        Runner::quiet().run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+    }
+    Ok(())
+}
+
+fn meta(object: &std::path::Path, scale: &Scale, took: Duration) -> serde_json::Value {
+    let probe = |program: &str, args: &[&str]| {
+        Runner::quiet()
+            .capture(Command::new(program).args(args))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "quick": scale.quick,
+        "kernel": probe("uname", &["-r"]),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": probe("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]),
+        "commit": probe("git", &["-C", &crate::workspace_root().display().to_string(), "rev-parse", "--short", "HEAD"]),
+        "object": object.display().to_string(),
+        "runs": scale.runs,
+        "passes_over_sources_per_run": scale.steady.passes,
+        "hot_repeat": scale.steady.hot_repeat,
+        "sources_per_case": scale.sources,
+        "seconds": took.as_secs_f64(),
+    })
 }

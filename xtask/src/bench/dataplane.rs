@@ -1,0 +1,199 @@
+//! The egress eBPF object loaded for measuring: unpinned maps (nothing outlives the bench),
+//! the spec's default settings, and helpers to grow the allowlists and the subscriber table.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    os::fd::{AsFd, BorrowedFd},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
+    programs::Xdp,
+};
+use egress_common::{
+    Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
+    config::ipv6_mask, names,
+};
+
+use super::frames;
+
+pub struct Dataplane {
+    pub ebpf: Ebpf,
+    events: RingBuf<MapData>,
+    /// Prefixes per family currently in the source allowlists (relays included).
+    pub prefixes: usize,
+}
+
+impl Dataplane {
+    pub fn load(object_path: &Path) -> Result<Dataplane> {
+        let object = std::fs::read(object_path)
+            .with_context(|| format!("reading the eBPF object {}", object_path.display()))?;
+        let ports = PortSet::DEFAULT;
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::BLOCKED_PORTS, &ports, true)
+            .load(&object)
+            .with_context(|| format!("loading {}", object_path.display()))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(names::XDP_PROGRAM)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} has no program {}",
+                    object_path.display(),
+                    names::XDP_PROGRAM
+                )
+            })?
+            .try_into()?;
+        program.load().context("verifying the XDP program")?;
+        let mut config_map: Array<_, DataplaneConfig> =
+            Array::try_from(map(&mut ebpf, names::CONFIG)?)?;
+        config_map
+            .set(0, spec_defaults(), 0)
+            .context("writing EGRESS_CONFIG")?;
+        let events = RingBuf::try_from(
+            ebpf.take_map(names::EVENTS)
+                .ok_or_else(|| anyhow!("no map {}", names::EVENTS))?,
+        )?;
+        let mut dataplane = Dataplane {
+            ebpf,
+            events,
+            prefixes: 0,
+        };
+        dataplane.allow_v4(&[frames::RELAY_PREFIX_V4], allow_kind::RELAY)?;
+        dataplane.allow_v6(&[frames::RELAY_PREFIX_V6], allow_kind::RELAY)?;
+        dataplane.prefixes = 1;
+        Ok(dataplane)
+    }
+
+    pub fn xdp(&mut self) -> Result<&mut Xdp> {
+        Ok(self
+            .ebpf
+            .program_mut(names::XDP_PROGRAM)
+            .ok_or_else(|| anyhow!("no program {}", names::XDP_PROGRAM))?
+            .try_into()?)
+    }
+
+    pub fn xdp_fd(&self) -> Result<BorrowedFd<'_>> {
+        let program: &Xdp = self
+            .ebpf
+            .program(names::XDP_PROGRAM)
+            .ok_or_else(|| anyhow!("no program {}", names::XDP_PROGRAM))?
+            .try_into()?;
+        Ok(program.fd()?.as_fd())
+    }
+
+    pub fn allow_v4(&mut self, prefixes: &[(Ipv4Addr, u8)], kind: u32) -> Result<()> {
+        let mut trie: LpmTrie<_, [u8; 4], u32> =
+            LpmTrie::try_from(map(&mut self.ebpf, names::SOURCES_V4)?)?;
+        for &(address, len) in prefixes {
+            trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0)
+                .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V4))?;
+        }
+        Ok(())
+    }
+
+    pub fn allow_v6(&mut self, prefixes: &[(Ipv6Addr, u8)], kind: u32) -> Result<()> {
+        let mut trie: LpmTrie<_, [u8; 16], u32> =
+            LpmTrie::try_from(map(&mut self.ebpf, names::SOURCES_V6)?)?;
+        for &(address, len) in prefixes {
+            trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0)
+                .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V6))?;
+        }
+        Ok(())
+    }
+
+    /// Records for IPv4 subscribers `0..count`, as if each had been blocked once.
+    pub fn track_v4(&mut self, count: u32) -> Result<Duration> {
+        let started = Instant::now();
+        let mut table = self.subscribers()?;
+        let record = SubscriberRecord {
+            attempts: 1,
+            packets: 1,
+            bytes: 60,
+            ..Default::default()
+        };
+        for n in 0..count {
+            table
+                .insert(subscriber_key_v4(frames::subscriber_v4(n)), record, 0)
+                .with_context(|| format!("pre-filling {} at entry {n}", names::SUBSCRIBERS))?;
+        }
+        Ok(started.elapsed())
+    }
+
+    pub fn forget_v4(&mut self, addresses: impl Iterator<Item = Ipv4Addr>) -> Result<()> {
+        let mut table = self.subscribers()?;
+        for address in addresses {
+            // Absent means the LRU already evicted it: nothing to forget.
+            let _ = table.remove(&subscriber_key_v4(address));
+        }
+        Ok(())
+    }
+
+    pub fn forget_v6(&mut self, addresses: impl Iterator<Item = Ipv6Addr>) -> Result<()> {
+        let mut table = self.subscribers()?;
+        for address in addresses {
+            let _ = table.remove(&subscriber_key_v6(address));
+        }
+        Ok(())
+    }
+
+    fn subscribers(&mut self) -> Result<HashMap<&mut MapData, SubscriberKey, SubscriberRecord>> {
+        Ok(HashMap::try_from(map(&mut self.ebpf, names::SUBSCRIBERS)?)?)
+    }
+
+    /// Empties the event ring so first-seen events keep being written, as the agent would.
+    pub fn drain_events(&mut self) {
+        while self.events.next().is_some() {}
+    }
+
+    /// Sum over CPUs of one global counter.
+    pub fn counter(&mut self, counter: Counter) -> Result<u64> {
+        let counters: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map(&mut self.ebpf, names::COUNTERS)?)?;
+        Ok(counters.get(&(counter as u32), 0)?.iter().sum())
+    }
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
+}
+
+fn spec_defaults() -> DataplaneConfig {
+    DataplaneConfig {
+        mode: Mode::Enforce as u32,
+        ipv6_prefix_len: 64,
+        ipv6_mask: ipv6_mask(64),
+        window_ns: 300_000_000_000,
+        attempts_threshold: 20,
+        destination_bits_threshold: 5,
+    }
+}
+
+fn subscriber_key_v4(address: Ipv4Addr) -> SubscriberKey {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&address.octets());
+    SubscriberKey {
+        family: 4,
+        prefix_len: 32,
+        _pad: [0; 2],
+        addr,
+    }
+}
+
+fn subscriber_key_v6(address: Ipv6Addr) -> SubscriberKey {
+    let mask = ipv6_mask(64);
+    let mut addr = address.octets();
+    for (byte, bits) in addr.iter_mut().zip(mask) {
+        *byte &= bits;
+    }
+    SubscriberKey {
+        family: 6,
+        prefix_len: 64,
+        _pad: [0; 2],
+        addr,
+    }
+}
