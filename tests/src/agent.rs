@@ -8,6 +8,7 @@
 
 pub mod foreign;
 pub mod kernel;
+mod lab;
 pub mod mutate;
 pub mod traffic;
 
@@ -18,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::netns::{Netns, addr, route, veth};
+pub use lab::Lab;
 
 pub const SUBSCRIBER: &str = "192.0.2.2";
 pub const RELAY: &str = "192.0.2.10";
@@ -51,60 +52,6 @@ pub fn cli(args: &[&str]) -> Output {
         .expect("cannot run egress-agent")
 }
 
-/// Three namespaces wired as subscriber — router — internet.
-pub struct Lab {
-    pub sub: Netns,
-    pub rtr: Netns,
-    pub net: Netns,
-    /// Subscriber's interface, router's subscriber-facing interface (XDP) and uplink (tcx
-    /// egress).
-    pub sub_if: String,
-    pub rtr_sub_if: String,
-    pub rtr_up_if: String,
-    pub net_if: String,
-}
-
-impl Lab {
-    pub fn new() -> Lab {
-        let (sub, rtr, net) = (Netns::new("as"), Netns::new("ar"), Netns::new("ai"));
-        let id = unique_id();
-        let names = [
-            format!("as{id}"),
-            format!("ar{id}"),
-            format!("au{id}"),
-            format!("ai{id}"),
-        ];
-        veth(&rtr, &names[2], &net, &names[3]);
-        addr(&rtr, &names[2], "198.51.100.1/24");
-        addr(&net, &names[3], &format!("{SERVER}/24"));
-        rtr.enable_forwarding();
-        route(&net, "default", "198.51.100.1");
-        let [sub_if, rtr_sub_if, rtr_up_if, net_if] = names;
-        let lab = Lab {
-            sub,
-            rtr,
-            net,
-            sub_if,
-            rtr_sub_if,
-            rtr_up_if,
-            net_if,
-        };
-        lab.connect_subscriber_side();
-        lab
-    }
-
-    /// (Re)creates the subscriber — router veth pair with its addresses and routes (after
-    /// `ip link del` of the router's subscriber-facing interface).
-    pub fn connect_subscriber_side(&self) {
-        veth(&self.sub, &self.sub_if, &self.rtr, &self.rtr_sub_if);
-        for host in [SUBSCRIBER, RELAY, EXEMPT] {
-            addr(&self.sub, &self.sub_if, &format!("{host}/24"));
-        }
-        addr(&self.rtr, &self.rtr_sub_if, "192.0.2.1/24");
-        route(&self.sub, "default", "192.0.2.1");
-    }
-}
-
 /// Polls `condition` every 100 ms for up to `seconds` (a hang guard, not a timing check).
 pub fn wait_for(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -115,16 +62,6 @@ pub fn wait_for(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("timed out after {seconds} s waiting for {what}");
-}
-
-impl Default for Lab {
-    fn default() -> Self {
-        Lab::new()
-    }
-}
-
-fn unique_id() -> u32 {
-    (std::process::id() % 10_000) * 100 + NEXT.fetch_add(1, Ordering::Relaxed) % 100
 }
 
 /// Paths of one agent instance.
