@@ -1,0 +1,96 @@
+//! `cargo xtask bench --quick` end to end against the real kernel: every row is produced, the
+//! JSON is written, and every timed case took the path it claims (the bench checks each
+//! program return value and fails otherwise). No figure is asserted: timings belong to the
+//! bench, never to tests.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use xtask::bench::{BenchArgs, run};
+
+const CASES: &[&str] = &[
+    "empty XDP program",
+    "fast path IPv4 TCP/80",
+    "fast path IPv4 UDP/53",
+    "fast path IPv6 TCP/80",
+    "allowed SMTP from relay IPv4",
+    "allowed SMTP from relay IPv6",
+    "allowed SMTP from exempt IPv4",
+    "blocked SYN tracked subscriber IPv4",
+    "blocked SYN tracked subscriber IPv6",
+    "blocked SYN new subscriber IPv4",
+    "blocked SYN new subscriber IPv6",
+    "xdp-filter (default features)",
+    "ours / xdp-filter (default features)",
+    "veth drop rate, ours (native XDP)",
+    "veth drop rate, nftables netdev ingress",
+    "veth drop rate, ours / nftables",
+    "growth",
+    "agent peak RSS",
+    "agent /metrics scrape",
+    "agent reload of 1M prefixes",
+];
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn quick_bench_produces_every_row_and_the_json() {
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("egress-bench-quick-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("create a temporary directory");
+    let object = dir.0.join("egress.bpf.o");
+    std::fs::write(&object, egress_agent::EBPF_OBJECT).expect("write the eBPF object");
+    let json = dir.0.join("bench.json");
+
+    run(BenchArgs {
+        quick: true,
+        json: Some(json.clone()),
+        object: Some(object),
+    })
+    .expect("cargo xtask bench --quick must run to completion");
+
+    let text = std::fs::read_to_string(&json).expect("the bench writes its JSON where it is told");
+    let document: Value = serde_json::from_str(&text).expect("the bench JSON parses");
+    assert_eq!(document["meta"]["quick"], Value::Bool(true));
+    let rows = document["rows"].as_array().expect("rows is an array");
+    for case in CASES {
+        assert!(
+            rows.iter().any(|row| row["case"]
+                .as_str()
+                .is_some_and(|name| name.starts_with(case))),
+            "no row for {case:?} in {text}"
+        );
+    }
+    for row in rows {
+        let case = &row["case"];
+        match row["median"].as_f64() {
+            Some(median) => {
+                assert!(
+                    median.is_finite(),
+                    "{case}: median {median} is not a number"
+                );
+                assert!(
+                    row["spread"].as_f64().is_some_and(f64::is_finite),
+                    "{case}: no spread"
+                );
+                assert!(
+                    row["met"].is_boolean() || row["met"].is_null(),
+                    "{case}: bad verdict"
+                );
+            }
+            None => assert!(
+                row["note"]
+                    .as_str()
+                    .is_some_and(|note| note.starts_with("not measured (")),
+                "{case}: a row without a figure must say why"
+            ),
+        }
+        assert!(row["target"].is_string(), "{case}: no target");
+    }
+}
