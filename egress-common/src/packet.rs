@@ -9,6 +9,11 @@ pub trait Packet {
     /// [`MAX_PARSE_OFFSET`].
     fn read<T: Copy>(&self, offset: usize) -> Option<T>;
 
+    /// The first `N` bytes of the frame after one bounds check, or `None` if it is shorter: the
+    /// fast path reads every field of a common frame from them. On eBPF the bytes start at an even
+    /// address, so a 16-bit field at an even offset can be read with one load.
+    fn head<const N: usize>(&self) -> Option<&[u8; N]>;
+
     /// Frame length in bytes as seen by the parser.
     fn len(&self) -> usize;
 
@@ -45,6 +50,11 @@ impl Packet for [u8] {
         }
         // SAFETY: bounds checked above; T is a plain byte array read unaligned.
         Some(unsafe { self.as_ptr().add(offset).cast::<T>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    fn head<const N: usize>(&self) -> Option<&[u8; N]> {
+        self.get(..N)?.try_into().ok()
     }
 
     fn len(&self) -> usize {
