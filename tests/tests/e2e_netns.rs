@@ -17,7 +17,7 @@ use egress_common::Counter;
 use socket2::{Domain, Socket, Type};
 use tests::{
     dataplane::{Dataplane, Policy},
-    netns::{Netns, addr, enter, in_netns, route, veth},
+    netns::{Netns, TestNetns as _, addr, enter, in_netns, route, veth},
 };
 
 const SUBSCRIBER: [&str; 2] = ["192.0.2.2", "2001:db8:1::2"];
@@ -53,7 +53,7 @@ impl Lab {
         ] {
             addr(ns, ifname, cidr);
         }
-        rtr.enable_forwarding();
+        rtr.forward();
         route(&sub, "default", "192.0.2.1");
         route(&sub, "default", "2001:db8:1::1");
         route(&net, "default", "198.51.100.1");
@@ -137,31 +137,17 @@ fn assert_counted(dataplane: &Dataplane) {
 
 #[test]
 fn xdp_on_the_subscriber_interface_blocks_port_25_except_relays() {
-    let lab = Lab::new();
-    lab.assert_policy(false);
-    let mut dataplane = Dataplane::load(&[25]);
-    dataplane.apply(&relays());
-    {
-        let _inside = enter(&lab.rtr);
+    enforced_while_attached(|dataplane| {
         dataplane
             .xdp()
             .attach("rsub0", XdpMode::Driver)
             .expect("attach XDP (native veth mode) to rsub0");
-    }
-    lab.assert_policy(true);
-    assert_counted(&dataplane);
-    drop(dataplane);
-    lab.assert_policy(false);
+    });
 }
 
 #[test]
 fn tc_on_the_uplink_blocks_port_25_except_relays() {
-    let lab = Lab::new();
-    lab.assert_policy(false);
-    let mut dataplane = Dataplane::load(&[25]);
-    dataplane.apply(&relays());
-    {
-        let _inside = enter(&lab.rtr);
+    enforced_while_attached(|dataplane| {
         dataplane
             .tc()
             .attach_with_options(
@@ -170,6 +156,19 @@ fn tc_on_the_uplink_blocks_port_25_except_relays() {
                 TcAttachOptions::TcxOrder(LinkOrder::default()),
             )
             .expect("attach TC (tcx egress) to rup0");
+    });
+}
+
+/// Port 25 is open before `attach` (run inside the router) and after the dataplane is
+/// dropped, and blocked except for relays, with counters, in between.
+fn enforced_while_attached(attach: impl FnOnce(&mut Dataplane)) {
+    let lab = Lab::new();
+    lab.assert_policy(false);
+    let mut dataplane = Dataplane::load(&[25]);
+    dataplane.apply(&relays());
+    {
+        let _inside = enter(&lab.rtr);
+        attach(&mut dataplane);
     }
     lab.assert_policy(true);
     assert_counted(&dataplane);

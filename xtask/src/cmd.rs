@@ -1,90 +1,57 @@
 //! Running external programs the way every xtask step does: show the command, run it, and
-//! turn a failure into an error that names the command.
+//! turn a failure into an error that names the command. The work is [`egress_lab::command`]'s
+//! (the lab namespaces run their commands the same way); this adds xtask's `anyhow` errors.
 
-use std::{
-    ffi::OsStr,
-    process::{Command, Output, Stdio},
-};
+use std::process::{Command, Output};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
+use egress_lab::{Echo, command};
+
+pub use egress_lab::describe;
 
 /// Runs commands, echoing each one first unless it is quiet (the demo's test mode).
 #[derive(Clone, Copy, Debug)]
 pub struct Runner {
-    echo: bool,
+    echo: Echo,
 }
 
 impl Runner {
     pub const fn echoing() -> Runner {
-        Runner { echo: true }
+        Runner {
+            echo: Echo::Commands,
+        }
     }
 
     pub const fn quiet() -> Runner {
-        Runner { echo: false }
+        Runner { echo: Echo::Quiet }
     }
 
     pub const fn echoes(self) -> bool {
-        self.echo
-    }
-
-    fn show(self, cmd: &Command) {
-        if self.echo {
-            println!("  $ {}", describe(cmd));
-        }
+        matches!(self.echo, Echo::Commands)
     }
 
     /// Runs with inherited stdio (quiet runners hide stdout); fails on a non-zero exit.
     pub fn run(self, cmd: &mut Command) -> Result<()> {
-        self.show(cmd);
-        if !self.echo {
-            cmd.stdout(Stdio::null());
-        }
-        let status = cmd
-            .status()
-            .with_context(|| format!("cannot start `{}`", describe(cmd)))?;
-        if !status.success() {
-            bail!("`{}` failed ({status})", describe(cmd));
-        }
-        Ok(())
+        Ok(command::run(cmd, self.echo)?)
     }
 
     /// Runs and returns the output whatever the exit status, for commands whose failure is
     /// an answer (probes, expected refusals).
     pub fn output(self, cmd: &mut Command) -> Result<Output> {
-        self.show(cmd);
-        cmd.stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot start `{}`", describe(cmd)))
+        Ok(command::output(cmd, self.echo)?)
     }
 
     /// Runs, fails on a non-zero exit (with its stderr), and returns stdout as text.
     pub fn capture(self, cmd: &mut Command) -> Result<String> {
-        let out = self.output(cmd)?;
-        if !out.status.success() {
-            bail!(
-                "`{}` failed ({}): {}",
-                describe(cmd),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        let out = command::checked(cmd, self.echo)?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
-/// `prog arg arg` as a shell user would type it (quotes around arguments with spaces).
-pub fn describe(cmd: &Command) -> String {
-    let mut words = vec![quote(cmd.get_program())];
-    words.extend(cmd.get_args().map(quote));
-    words.join(" ")
-}
-
-fn quote(word: &OsStr) -> String {
-    let text = word.to_string_lossy();
-    if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == '"') {
-        format!("'{text}'")
-    } else {
-        text.into_owned()
+/// Lab namespaces echo their plumbing exactly when the runner that made them does.
+impl From<Runner> for Echo {
+    fn from(runner: Runner) -> Echo {
+        runner.echo
     }
 }
 
@@ -100,25 +67,4 @@ pub fn require_root(what: &str, why: &str) -> Result<()> {
         bail!("`cargo xtask {what}` needs root ({why}): run it as `sudo cargo xtask {what}`");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn describe_quotes_words_with_spaces() {
-        let mut cmd = Command::new("egress-agent");
-        cmd.args([
-            "exempt",
-            "add",
-            "192.0.2.7",
-            "--comment",
-            "business customer",
-        ]);
-        assert_eq!(
-            describe(&cmd),
-            "egress-agent exempt add 192.0.2.7 --comment 'business customer'"
-        );
-    }
 }

@@ -66,9 +66,9 @@ impl ForeignXdp {
     /// exec` would hide the host's bpffs and so the pin).
     pub fn attach(&self, ns: &Netns, interface: &str) -> Result<(), String> {
         let pin = self.pin.to_str().expect("utf-8 pin path");
-        let out = std::process::Command::new("nsenter")
-            .arg(format!("--net={}", ns.path().display()))
-            .args(["ip", "-force", "link", "set", "dev", interface])
+        let out = ns
+            .command("ip")
+            .args(["-force", "link", "set", "dev", interface])
             .args(["xdpgeneric", "pinned", pin])
             .output()
             .expect("cannot run nsenter ip");

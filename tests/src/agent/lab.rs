@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{EXEMPT, NEXT, RELAY, SERVER, SUBSCRIBER};
-use crate::netns::{Netns, addr, route, veth};
+use crate::netns::{Netns, TestNetns as _, addr, route, veth};
 
 /// Three namespaces wired as subscriber — router — internet.
 pub struct Lab {
@@ -31,7 +31,7 @@ impl Lab {
         veth(&rtr, &names[2], &net, &names[3]);
         addr(&rtr, &names[2], "198.51.100.1/24");
         addr(&net, &names[3], &format!("{SERVER}/24"));
-        rtr.enable_forwarding();
+        rtr.forward();
         route(&net, "default", "198.51.100.1");
         let [sub_if, rtr_sub_if, rtr_up_if, net_if] = names;
         let lab = Lab {

@@ -3,14 +3,14 @@
 
 use std::{
     net::{IpAddr, SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::Duration,
 };
 
 use socket2::{Domain, Socket, Type};
 
 use super::{Lab, SERVER};
-use crate::netns::in_netns;
+use crate::netns::{Netns, in_netns};
 
 /// A port-25 listener in the internet namespace (the kernel completes handshakes).
 pub fn smtp_listener(lab: &Lab) -> TcpListener {
@@ -75,19 +75,13 @@ print(syns, flush=True)
 
 impl SynCounter {
     pub fn start(lab: &Lab, seconds: f64) -> SynCounter {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", lab.net.name(), "python3", "-c", COUNTER])
-            .args([lab.net_if.as_str(), &seconds.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start SYN counter (python3)");
+        let mut child = python(&lab.net, COUNTER, &[&lab.net_if, &seconds.to_string()]);
         wait_ready(&mut child, "SYN counter");
         SynCounter(child)
     }
 
     pub fn finish(self) -> u64 {
-        let out = self.0.wait_with_output().expect("SYN counter output");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = printed(self.0);
         text.lines()
             .last()
             .and_then(|l| l.trim().parse().ok())
@@ -117,22 +111,35 @@ print(started, flush=True)
 
 impl SynStream {
     pub fn start(lab: &Lab, source: &str, seconds: f64) -> SynStream {
-        let child = Command::new("ip")
-            .args(["netns", "exec", lab.sub.name(), "python3", "-c", SENDER])
-            .args([source, SERVER, &seconds.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start SYN stream (python3)");
-        SynStream(child)
+        SynStream(python(
+            &lab.sub,
+            SENDER,
+            &[source, SERVER, &seconds.to_string()],
+        ))
     }
 
     pub fn finish(self) -> u64 {
-        let out = self.0.wait_with_output().expect("SYN stream output");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = printed(self.0);
         text.trim()
             .parse()
             .unwrap_or_else(|_| panic!("SYN stream printed no count: {text:?}"))
     }
+}
+
+/// `python3 -c SCRIPT ARGS...` inside `ns`, stdout piped.
+fn python(ns: &Netns, script: &str, args: &[&str]) -> Child {
+    ns.command("python3")
+        .args(["-c", script])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start python3 (Debian package python3-scapy brings it)")
+}
+
+/// What `child` printed on stdout, once it exited.
+fn printed(child: Child) -> String {
+    let out = child.wait_with_output().expect("python3 output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn wait_ready(child: &mut Child, what: &str) {

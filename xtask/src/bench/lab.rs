@@ -11,10 +11,10 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 pub fn namespace(role: &str) -> Result<Netns> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    Netns::create(
+    Ok(Netns::create(
         format!("egb-{role}-{}-{id}", std::process::id()),
         Runner::quiet(),
-    )
+    )?)
 }
 
 /// Runs `command` inside `netns` and returns its stdout.

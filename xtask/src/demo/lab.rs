@@ -102,6 +102,6 @@ impl Lab {
         // The Internet side: the MX lives on loopback; replies go back through the router.
         address(&self.internet, "lo", &format!("{MX}/32"))?;
         route(&self.internet, SUBSCRIBERS, "198.51.100.1")?;
-        route(&self.internet, "192.0.2.0/24", "198.51.100.1")
+        Ok(route(&self.internet, "192.0.2.0/24", "198.51.100.1")?)
     }
 }

@@ -204,9 +204,9 @@ impl Mailbox {
             Duration::from_secs(10),
             "smtp-sink listening on the MX",
             || {
-                ns.within(|| {
+                Ok(ns.within(|| {
                     TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-                })
+                })?)
             },
         )?;
         Ok(Mailbox {
