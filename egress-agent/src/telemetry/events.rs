@@ -10,11 +10,8 @@ use aya::maps::{MapData, RingBuf};
 use egress_common::{EventKind, SubscriberEvent, names};
 use tokio::io::{Interest, unix::AsyncFd};
 
-use super::{
-    TelemetryContext, TelemetryError,
-    clock::{self, Clocks},
-    limiter, pinned, subscribers,
-};
+use super::{TelemetryContext, TelemetryError, limiter, pinned, subscribers};
+use crate::clock::{self, Clocks};
 
 /// How long to wait before reopening the ring buffer after an error (e.g. maps not pinned yet).
 const RETRY: Duration = Duration::from_secs(5);

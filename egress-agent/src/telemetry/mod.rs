@@ -9,7 +9,6 @@
 //! Everything is read from the pinned maps when asked for (a scrape, a control request), never
 //! copied by a polling loop, so the numbers are those of the kernel at that moment.
 
-mod clock;
 pub mod collector;
 mod detection;
 mod events;

@@ -9,12 +9,11 @@ use std::{
 
 use egress_common::{SubscriberKey, SubscriberRecord, config::ipv6_mask, subscriber::bits_set};
 
-use super::{
-    SubscriberView, TelemetryContext, TelemetryError,
+use super::{SubscriberView, TelemetryContext, TelemetryError, read, scan};
+use crate::{
     clock::{self, Clocks},
-    read, scan,
+    estimate,
 };
-use crate::estimate;
 
 /// `203.0.113.7` for IPv4, `2001:db8:1:2::/64` for an IPv6 prefix.
 pub fn label(key: &SubscriberKey) -> String {
