@@ -1,16 +1,30 @@
 //! A foreign XDP program that takes the hook behind the agent's back is reported in `status`;
 //! with `control.reattach = false` it stays (and port 25 leaks, which the status says), with
 //! `reattach = true` the agent detaches it and puts its own program back. XDP only (no tcx
-//! backstop), so traffic shows whose program holds the hook.
+//! backstop), so traffic shows whose program holds the hook. The metrics report it too.
 use std::{thread::sleep, time::Duration};
 
-use tests::agent::{
-    Agent, AgentFiles, Lab, SUBSCRIBER,
-    foreign::ForeignXdp,
-    kernel::xdp_prog_id,
-    traffic::{connects, smtp_listener},
-    wait_for,
+use tests::{
+    agent::{
+        Agent, AgentFiles, Lab, SUBSCRIBER,
+        foreign::ForeignXdp,
+        kernel::xdp_prog_id,
+        traffic::{connects, smtp_listener},
+        wait_for,
+    },
+    metrics::{http_get, value},
+    netns::in_netns,
 };
+
+/// `egress_foreign_program{interface,hook="xdp"}` scraped from the agent (default listen, on
+/// the router's loopback).
+fn foreign_gauge(lab: &Lab) -> Option<f64> {
+    let metrics = "127.0.0.1:9725".parse().expect("metrics address");
+    let (status, text) = in_netns(&lab.rtr, || http_get(metrics, "/metrics"));
+    assert_eq!(status, 200, "{text}");
+    let labels = [("interface", lab.rtr_sub_if.as_str()), ("hook", "xdp")];
+    value(&text, "egress_foreign_program", &labels)
+}
 
 #[test]
 fn foreign_xdp_program_is_reported_and_replaced_when_reattach_is_on() {
@@ -41,6 +55,7 @@ fn foreign_xdp_program_is_reported_and_replaced_when_reattach_is_on() {
         "the pass-all foreign program really holds the hook"
     );
     assert!(agent.log_text().contains("FOREIGN XDP PROGRAM"));
+    assert_eq!(foreign_gauge(&lab), Some(1.0), "metrics report it");
 
     // Turning reattach on (SIGHUP) replaces it.
     agent.files.write_xdp_only_config(&lab, "reattach = true");
@@ -53,6 +68,7 @@ fn foreign_xdp_program_is_reported_and_replaced_when_reattach_is_on() {
     assert!(ours.is_some() && ours != Some(foreign.id()));
     assert!(our_link.exists(), "the new link is pinned");
     assert!(!connects(&lab, SUBSCRIBER), "port 25 blocked again");
+    assert_eq!(foreign_gauge(&lab), None, "no foreign program any more");
 
     // With reattach on, the periodic check replaces the next intruder by itself.
     foreign.displace(&our_link, &lab.rtr, &lab.rtr_sub_if);

@@ -57,7 +57,8 @@ fn status(dataplane: &PinnedDataplane) -> AgentStatus {
             hook: Hook::TcEgress,
             mode: "tcx".to_owned(),
             attached: false,
-            foreign_program: false,
+            // Displaced by another program: reported by egress_foreign_program.
+            foreign_program: true,
         },
     ];
     status
@@ -168,6 +169,19 @@ fn metrics_exposition_counts_exact_attempts_and_estimates_destinations() {
     assert_eq!(attached[0].labels["interface"], "sub\"0\\x\ny");
     assert_eq!(attached[0].labels["hook"], "xdp");
     assert_eq!(attached[0].labels["mode"], "native");
+    let foreign: Vec<_> = samples(&text)
+        .into_iter()
+        .filter(|s| s.name == "egress_foreign_program")
+        .collect();
+    assert_eq!(foreign.len(), 1, "one displaced hook: {foreign:?}");
+    assert_eq!(foreign[0].labels["interface"], "up0");
+    assert_eq!(foreign[0].labels["hook"], "tc-egress");
+    assert_eq!(foreign[0].value, 1.0);
+    assert!(
+        text.contains("# HELP egress_foreign_program ")
+            && text.contains("\n# TYPE egress_foreign_program gauge\n"),
+        "egress_foreign_program lacks HELP/TYPE:\n{text}"
+    );
     for reason in ["tiny_fragment", "overlap_fragment", "ipv6_chain"] {
         assert_eq!(
             value(

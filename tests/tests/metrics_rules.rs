@@ -42,6 +42,7 @@ fn metrics_rules_cover_the_required_alerts() {
         "EgressProgramNotAttached",
         "EgressSubscriberMapNearlyFull",
         "EgressConfigReloadFailed",
+        "EgressForeignProgram",
     ] {
         assert!(
             rules.contains(&format!("alert: {alert}\n")),

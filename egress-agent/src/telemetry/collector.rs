@@ -8,7 +8,7 @@ use super::{
     limiter, pinned, read,
     subscribers::{self, Detector},
 };
-use crate::status::AgentStatus;
+use crate::status::{AgentStatus, ByKind};
 
 /// `(counter, verdict, family)` for `egress_smtp_packets_total`.
 const VERDICTS: [(Counter, &str, &str); 10] = [
@@ -127,14 +127,7 @@ fn write_subscribers(out: &mut Exposition, census: &subscribers::Census) {
 fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
     let name = "egress_allowlist_entries";
     out.family(name, MetricType::Gauge, "Allowlist entries by kind.");
-    let entries = status.allowlist_entries;
-    for (kind, value) in [
-        ("relay", entries.relay),
-        ("exempt", entries.exempt),
-        ("destination", entries.destination),
-    ] {
-        out.sample(name, &[("kind", kind)], value);
-    }
+    write_by_kind(out, name, status.allowlist_entries);
     let name = "egress_attached";
     out.family(
         name,
@@ -152,6 +145,22 @@ fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
             1,
         );
     }
+    let name = "egress_foreign_program";
+    out.family(
+        name,
+        MetricType::Gauge,
+        "1 for every interface and hook where a program that is not ours displaced ours (replaced when control.reattach is true).",
+    );
+    for attachment in status.attachments.iter().filter(|a| a.foreign_program) {
+        out.sample(
+            name,
+            &[
+                ("interface", &attachment.interface),
+                ("hook", attachment.hook.as_str()),
+            ],
+            1,
+        );
+    }
     out.single(
         "egress_tracked_subscribers_max",
         MetricType::Gauge,
@@ -164,14 +173,7 @@ fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
         MetricType::Counter,
         "Allowlist entries found changed behind the agent's back and reverted, by kind.",
     );
-    let drift = status.allowlist_drift;
-    for (kind, value) in [
-        ("relay", drift.relay),
-        ("exempt", drift.exempt),
-        ("destination", drift.destination),
-    ] {
-        out.sample(name, &[("kind", kind)], value);
-    }
+    write_by_kind(out, name, status.allowlist_drift);
     out.single(
         "egress_events_suppressed_total",
         MetricType::Counter,
@@ -191,4 +193,14 @@ fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
         "Always 1; the version of the agent.",
     );
     out.sample(name, &[("version", &status.version)], 1);
+}
+
+fn write_by_kind(out: &mut Exposition, name: &str, counts: ByKind) {
+    for (kind, value) in [
+        ("relay", counts.relay),
+        ("exempt", counts.exempt),
+        ("destination", counts.destination),
+    ] {
+        out.sample(name, &[("kind", kind)], value);
+    }
 }
