@@ -47,10 +47,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                 break;
             }
             Some((request, reply)) = requests.recv() => {
-                let (response, stop) = agent.handle(request);
-                // The requester may have gone away; nothing to do about it.
-                let _ = reply.send(response);
-                if stop {
+                if agent.handle(request, reply) {
                     // Let the connection task flush the reply before the process exits.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;

@@ -1,7 +1,11 @@
 //! Answering control requests. Allowlist changes are persisted before the map changes, and
-//! undone on disk if the map refuses them.
+//! undone on disk if the map refuses them. `top` and `subscriber` only read the pinned maps
+//! but may scan up to `max_tracked` records: they are answered from the blocking pool, so a
+//! scan never stalls signals, reloads or other requests on the daemon's single thread.
 
 use std::{collections::BTreeMap, net::IpAddr};
+
+use tokio::sync::oneshot;
 
 use super::Agent;
 use crate::{
@@ -9,13 +13,15 @@ use crate::{
     clock,
     control::{ErrorKind, Request, Response, protocol::StatusView},
     dataplane::maps,
-    prefix, telemetry,
+    prefix,
+    telemetry::{self, TelemetryContext},
 };
 
 impl Agent {
-    /// Returns the response and whether the daemon must stop (after `detach`).
-    pub fn handle(&mut self, request: Request) -> (Response, bool) {
-        match request {
+    /// Answers `request` on `reply` (now, or when its scan is done); returns whether the daemon
+    /// must stop (after `detach`). A requester that went away needs no answer.
+    pub fn handle(&mut self, request: Request, reply: oneshot::Sender<Response>) -> bool {
+        let (response, stop) = match request {
             Request::AllowAdd {
                 kind,
                 prefix,
@@ -24,12 +30,13 @@ impl Agent {
             Request::AllowRemove { kind, prefix } => (self.allow_remove(kind, &prefix), false),
             Request::AllowList { kind } => (self.allow_list(kind), false),
             Request::Status {} => (self.status(), false),
-            Request::Top { n } => (
-                telemetry::top(&self.context, n)
-                    .map_or_else(internal, |views| Response::data(&views)),
-                false,
-            ),
-            Request::Subscriber { address } => (self.subscriber(&address), false),
+            Request::Top { n } => return self.scan(reply, move |context| top(context, n)),
+            Request::Subscriber { address } => match parse_address(&address) {
+                Ok(address) => {
+                    return self.scan(reply, move |context| subscriber(context, address));
+                }
+                Err(refusal) => (refusal, false),
+            },
             Request::Detach {} => match self.detach_everything() {
                 Ok(removed) => {
                     tracing::info!(links = ?removed.links, maps = ?removed.maps, "detached on request; exiting");
@@ -43,7 +50,22 @@ impl Agent {
                 }
                 Err(err) => (Response::error(ErrorKind::Internal, err.to_string()), false),
             },
-        }
+        };
+        let _ = reply.send(response);
+        stop
+    }
+
+    /// Answers from the blocking pool; a scan never stops the daemon.
+    fn scan(
+        &self,
+        reply: oneshot::Sender<Response>,
+        answer: impl FnOnce(&TelemetryContext) -> Response + Send + 'static,
+    ) -> bool {
+        let context = self.context.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = reply.send(answer(&context));
+        });
+        false
     }
 
     fn allow_add(&mut self, kind: AllowKind, text: &str, comment: String) -> Response {
@@ -162,19 +184,26 @@ impl Agent {
             subscribers_tracked,
         })
     }
+}
 
-    fn subscriber(&self, text: &str) -> Response {
-        let Ok(address) = text.trim().parse::<IpAddr>() else {
-            return Response::error(ErrorKind::Invalid, format!("`{text}` is not an IP address"));
-        };
-        match telemetry::find(&self.context, address) {
-            Ok(Some(view)) => Response::data(&view),
-            Ok(None) => Response::error(
-                ErrorKind::NotFound,
-                format!("no record for subscriber {address}"),
-            ),
-            Err(err) => internal(err),
-        }
+fn parse_address(text: &str) -> Result<IpAddr, Response> {
+    text.trim()
+        .parse()
+        .map_err(|_| Response::error(ErrorKind::Invalid, format!("`{text}` is not an IP address")))
+}
+
+fn top(context: &TelemetryContext, n: usize) -> Response {
+    telemetry::top(context, n).map_or_else(internal, |views| Response::data(&views))
+}
+
+fn subscriber(context: &TelemetryContext, address: IpAddr) -> Response {
+    match telemetry::find(context, address) {
+        Ok(Some(view)) => Response::data(&view),
+        Ok(None) => Response::error(
+            ErrorKind::NotFound,
+            format!("no record for subscriber {address}"),
+        ),
+        Err(err) => internal(err),
     }
 }
 
