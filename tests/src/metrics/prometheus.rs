@@ -1,10 +1,11 @@
 //! A real Prometheus server (Debian `prometheus`) for one test: its own config and data
 //! directory, listening on a free loopback port, scraping one target every second; killed and
-//! cleaned up on drop.
+//! cleaned up on drop. It runs in the host's network namespace, or inside a lab namespace to
+//! scrape an agent whose metrics listen on that namespace's loopback.
 
 use std::{
     net::{SocketAddr, TcpListener},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
@@ -18,12 +19,24 @@ pub struct PrometheusServer {
     child: Child,
     dir: PathBuf,
     pub addr: SocketAddr,
+    /// `/run/netns/NAME` when the server runs in a lab namespace.
+    netns: Option<PathBuf>,
 }
 
 impl PrometheusServer {
     /// Starts Prometheus scraping `http://target/metrics` as job `egress`; waits (bounded) until
     /// it is ready.
     pub fn start(target: SocketAddr) -> PrometheusServer {
+        PrometheusServer::launch(None, target)
+    }
+
+    /// [`PrometheusServer::start`] inside the network namespace at `netns` (`/run/netns/NAME`,
+    /// entered with `nsenter --net=`); queries are made from inside it too.
+    pub fn start_in(netns: &Path, target: SocketAddr) -> PrometheusServer {
+        PrometheusServer::launch(Some(netns.to_owned()), target)
+    }
+
+    fn launch(netns: Option<PathBuf>, target: SocketAddr) -> PrometheusServer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "egress-test-prometheus-{}-{id}",
@@ -38,9 +51,19 @@ impl PrometheusServer {
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)
             .unwrap_or_else(|err| panic!("write {}: {err}", config_path.display()));
-        let addr = free_loopback_port();
+        let addr = inside(netns.as_deref(), free_loopback_port);
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("create log file");
-        let child = Command::new("prometheus")
+        let mut command = match &netns {
+            Some(path) => {
+                let mut nsenter = Command::new("nsenter");
+                nsenter
+                    .arg(format!("--net={}", path.display()))
+                    .arg("prometheus");
+                nsenter
+            }
+            None => Command::new("prometheus"),
+        };
+        let child = command
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -52,7 +75,12 @@ impl PrometheusServer {
             .stderr(log)
             .spawn()
             .expect("the `prometheus` binary is required (Debian package `prometheus`)");
-        let mut server = PrometheusServer { child, dir, addr };
+        let mut server = PrometheusServer {
+            child,
+            dir,
+            addr,
+            netns,
+        };
         server.wait_ready();
         server
     }
@@ -63,9 +91,12 @@ impl PrometheusServer {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("prometheus exited ({status}): {}", self.log());
             }
-            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
-                && http_get(self.addr, "/-/ready").0 == 200
-            {
+            let addr = self.addr;
+            let ready = inside(self.netns.as_deref(), || {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    && http_get(addr, "/-/ready").0 == 200
+            });
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -78,10 +109,7 @@ impl PrometheusServer {
 
     /// `/api/v1/query` of an instant vector: every result's metric labels and value.
     pub fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
-        let (status, body) = http_get(
-            self.addr,
-            &format!("/api/v1/query?query={}", encode(promql)),
-        );
+        let (status, body) = self.get(&format!("/api/v1/query?query={}", encode(promql)));
         assert_eq!(status, 200, "query {promql} answered {status}: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).expect("query answer is JSON");
         assert_eq!(json["status"], "success", "query {promql}: {body}");
@@ -110,11 +138,16 @@ impl PrometheusServer {
             assert!(
                 Instant::now() < deadline,
                 "prometheus returned nothing for {promql} within 60 s; targets: {}; log: {}",
-                http_get(self.addr, "/api/v1/targets").1,
+                self.get("/api/v1/targets").1,
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    fn get(&self, target: &str) -> (u16, String) {
+        let addr = self.addr;
+        inside(self.netns.as_deref(), || http_get(addr, target))
     }
 
     fn log(&self) -> String {
@@ -134,6 +167,15 @@ impl Drop for PrometheusServer {
 pub fn free_loopback_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local address")
+}
+
+/// Runs `f` inside the network namespace at `netns`, or here when there is none.
+fn inside<T: Send>(netns: Option<&Path>, f: impl FnOnce() -> T + Send) -> T {
+    match netns {
+        Some(path) => egress_lab::within(path, f)
+            .unwrap_or_else(|err| panic!("prometheus lab namespace: {err}")),
+        None => f(),
+    }
 }
 
 /// Percent-encodes a query parameter.
