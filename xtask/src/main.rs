@@ -22,7 +22,7 @@ enum Task {
     Setup,
     /// Setup, then build every crate and target
     Build,
-    /// Setup, formatting and lint checks, build, then every test (what CI runs)
+    /// Setup, formatting and lint checks, build, a short parser fuzz run, then every test (what CI runs)
     Test(test::TestArgs),
     /// Tell the whole story in network namespaces with real mail servers
     Demo(demo::DemoArgs),

@@ -1,11 +1,12 @@
-//! `cargo xtask test`: what CI runs. Setup, formatting and lint checks, build, then every
-//! test of the workspace (unit, dataplane, integration, demo scenario). Exits non-zero when
-//! any of it fails, after running all of it so one report shows every problem.
+//! `cargo xtask test`: what CI runs. Setup, formatting and lint checks, build, a short fuzz run
+//! of the packet parser, then every test of the workspace (unit, dataplane, integration, demo
+//! scenario). Exits non-zero when any of it fails, after running all of it so one report shows
+//! every problem.
 
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::{build, cargo, cmd::Runner, setup};
+use crate::{build, cargo, cmd::Runner, fuzz, setup};
 
 #[derive(Args, Debug, Default)]
 pub struct TestArgs {
@@ -45,6 +46,11 @@ pub fn run(args: TestArgs) -> Result<()> {
         // Nothing can be tested without a build; report it with what already failed.
         failed.push("build");
         bail!("{err:#}\nfailed: {}", failed.join(", "));
+    }
+    // After setup (nightly with rust-src); fuzz::run installs cargo-fuzz when it is missing.
+    if let Err(err) = fuzz::run(fuzz::TEST_RUN_SECONDS) {
+        eprintln!("{err:#}");
+        failed.push("fuzz");
     }
     println!("==> Running every test (they need root: namespaces, BPF, bpffs)");
     let tests = runner.run(
