@@ -1,6 +1,6 @@
 //! `relay add|remove|list` and `exempt add|remove|list`: the same verbs on two kinds.
 
-use super::{AllowAction, CliError, decode, print_json, request, table};
+use super::{AllowAction, CliError, decode, print_listing, request};
 use crate::{
     allowlist::{AllowKind, Entry, Source},
     control::Request,
@@ -39,28 +39,18 @@ pub fn allowlist(kind: AllowKind, action: AllowAction) -> Result<(), CliError> {
         }
         AllowAction::List(list) => {
             let entries: Vec<Entry> = decode(request(&list.socket, &Request::AllowList { kind })?)?;
-            if list.json {
-                return print_json(&entries);
-            }
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.prefix.to_string(),
-                        match e.source {
-                            Source::Config => "config".into(),
-                            Source::Cli => "cli".into(),
-                        },
-                        e.comment.clone(),
-                        e.added.clone(),
-                    ]
-                })
-                .collect();
-            println!(
-                "{}",
-                table::render(&["PREFIX", "SOURCE", "COMMENT", "ADDED"], &rows)
-            );
-            Ok(())
+            let headers = ["PREFIX", "SOURCE", "COMMENT", "ADDED"];
+            print_listing(&entries, list.json, &headers, |e| {
+                vec![
+                    e.prefix.to_string(),
+                    match e.source {
+                        Source::Config => "config".into(),
+                        Source::Cli => "cli".into(),
+                    },
+                    e.comment.clone(),
+                    e.added.clone(),
+                ]
+            })
         }
     }
 }

@@ -182,3 +182,22 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     println!("{text}");
     Ok(())
 }
+
+/// A listing: `--json` prints the items as JSON, otherwise a table with one row per item.
+fn print_listing<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<(), CliError> {
+    if json {
+        return print_json(&items);
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    println!("{}", table::render(headers, &rows));
+    Ok(())
+}
+
+fn yes_no(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_owned()
+}

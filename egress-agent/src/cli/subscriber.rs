@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{CliError, ListArgs, decode, print_json, request, table};
+use super::{CliError, ListArgs, decode, print_json, request, table, yes_no};
 use crate::{control::Request, telemetry::SubscriberView};
 
 pub fn subscriber(address: &str, list: &ListArgs) -> Result<(), CliError> {
@@ -30,14 +30,7 @@ pub fn subscriber(address: &str, list: &ListArgs) -> Result<(), CliError> {
         ],
         vec!["first_seen".into(), view.first_seen.clone()],
         vec!["last_seen".into(), view.last_seen.clone()],
-        vec![
-            "suspected_bot".into(),
-            if view.suspected_bot {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-        ],
+        vec!["suspected_bot".into(), yes_no(view.suspected_bot)],
     ];
     println!("{}", table::render(&["FIELD", "VALUE"], &rows));
     Ok(())
