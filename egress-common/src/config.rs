@@ -26,6 +26,24 @@ pub struct DataplaneConfig {
     pub attempts_threshold: u64,
     /// Bits set in the window's destination bitmap that flag a subscriber; 0 disables.
     pub destination_bits_threshold: u64,
+    /// `allowlist_flags` bits: which lookups the dataplane may take a shortcut for.
+    pub allowlist_flags: u32,
+    /// Keeps the size a multiple of 8 on both sides; always 0.
+    pub reserved: u32,
+}
+
+/// Bits of `DataplaneConfig::allowlist_flags`. Each one lets the dataplane skip work, so 0 (the
+/// state of a new config map) is always correct, only slower: the agent sets a bit once the
+/// shortcut is valid and clears it before the shortcut would become wrong.
+pub mod allowlist_flags {
+    /// The IPv4 source index is complete: look sources up there instead of in the trie.
+    pub const SOURCES_V4_INDEXED: u32 = 1;
+    /// The IPv6 source trie is empty.
+    pub const SOURCES_V6_EMPTY: u32 = 2;
+    /// The IPv4 destination trie is empty.
+    pub const DESTINATIONS_V4_EMPTY: u32 = 4;
+    /// The IPv6 destination trie is empty.
+    pub const DESTINATIONS_V6_EMPTY: u32 = 8;
 }
 
 impl DataplaneConfig {

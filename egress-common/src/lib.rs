@@ -8,6 +8,11 @@
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod index;
+#[cfg(feature = "user")]
+pub mod index_plan;
+#[cfg(feature = "user")]
+pub mod index_sync;
 pub mod packet;
 pub mod parse;
 pub mod ports;
@@ -31,6 +36,10 @@ pub mod names {
     pub const SOURCES_V6: &str = "EGRESS_SOURCES_V6";
     pub const DESTINATIONS_V4: &str = "EGRESS_DESTS_V4";
     pub const DESTINATIONS_V6: &str = "EGRESS_DESTS_V6";
+    /// One slot per IPv4 /24 (see `index`): what the dataplane reads instead of SOURCES_V4.
+    pub const SOURCE_INDEX_V4: &str = "EGRESS_SOURCE_INDEX_V4";
+    /// IPv4 source prefixes /25../32 of the index, keyed by `index::LongKey`.
+    pub const SOURCE_LONG_V4: &str = "EGRESS_SOURCE_LONG_V4";
     pub const SUBSCRIBERS: &str = "EGRESS_SUBSCRIBERS";
     pub const EVENTS: &str = "EGRESS_EVENTS";
     /// Read-only global holding the blocked-port bitmap, set at load time.

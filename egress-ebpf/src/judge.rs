@@ -109,6 +109,8 @@ static FALLBACK_CONFIG: DataplaneConfig = DataplaneConfig {
     window_ns: 0,
     attempts_threshold: 0,
     destination_bits_threshold: 0,
+    allowlist_flags: 0,
+    reserved: 0,
 };
 
 #[inline(always)]

@@ -3,15 +3,18 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
-    SubscriberKey, SubscriberRecord,
+    SubscriberKey, SubscriberRecord, index,
 };
 
-/// LPM tries must be created without preallocation.
+/// LPM tries must be created without preallocation; the long-prefix hash is too, so an
+/// allowlist of a few relays does not cost the memory of two million entries.
 const BPF_F_NO_PREALLOC: u32 = 1;
+/// Lets the agent write the source index through a shared mapping (one store per word).
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 #[map(name = "EGRESS_CONFIG")]
 pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
@@ -23,6 +26,15 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::C
 #[map(name = "EGRESS_SOURCES_V4")]
 pub static SOURCES_V4: LpmTrie<[u8; 4], u32> =
     LpmTrie::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// The IPv4 source index (`egress_common::index`): four /24 slots per element, 32 MiB.
+#[map(name = "EGRESS_SOURCE_INDEX_V4")]
+pub static SOURCE_INDEX_V4: Array<u64> = Array::with_max_entries(index::WORDS, BPF_F_MMAPABLE);
+
+/// IPv4 source prefixes /25../32 of the index: masked prefix -> `allow_kind` bits.
+#[map(name = "EGRESS_SOURCE_LONG_V4")]
+pub static SOURCE_LONG_V4: HashMap<index::LongKey, u32> =
+    HashMap::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
 
 #[map(name = "EGRESS_SOURCES_V6")]
 pub static SOURCES_V6: LpmTrie<[u8; 16], u32> =

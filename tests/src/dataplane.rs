@@ -18,7 +18,11 @@ use aya::{
 };
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
-    allow_kind, config::ipv6_mask, names,
+    allow_kind,
+    config::ipv6_mask,
+    index_plan::{Plan, SourcePrefix},
+    index_sync::{self, LongMap},
+    names,
 };
 use ipnet::IpNet;
 
@@ -131,7 +135,34 @@ impl Policy {
             window_ns: self.window_ns,
             attempts_threshold: self.attempts_threshold,
             destination_bits_threshold: self.destination_bits_threshold,
+            // No lookup shortcuts: right whatever the maps hold. `Dataplane::apply` sets them
+            // once the index and the tries are filled.
+            allowlist_flags: 0,
+            reserved: 0,
         }
+    }
+
+    /// The expected IPv4 source index for this policy's allowlist.
+    pub fn source_index_plan(&self) -> Plan {
+        Plan::new(self.allow.iter().filter_map(|entry| match entry.prefix {
+            IpNet::V4(net) if entry.kind & allow_kind::DESTINATION == 0 => Some(SourcePrefix {
+                addr: u32::from(net.network()),
+                len: net.prefix_len(),
+                kind: entry.kind,
+            }),
+            _ => None,
+        }))
+    }
+
+    /// The `allowlist_flags` for a complete index and this policy's empty lists.
+    pub fn allowlist_flags(&self) -> u32 {
+        let has = |v4: bool, destination: bool| {
+            self.allow.iter().any(|entry| {
+                matches!(entry.prefix, IpNet::V4(_)) == v4
+                    && (entry.kind & allow_kind::DESTINATION != 0) == destination
+            })
+        };
+        index_sync::flags(has(false, false), has(true, true), has(false, true))
     }
 }
 
@@ -160,6 +191,8 @@ impl Counters {
 pub struct Dataplane {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
+    /// Taken out of `ebpf` so it can be mapped while the long-prefix map is borrowed.
+    source_index: MapData,
 }
 
 impl Dataplane {
@@ -184,7 +217,15 @@ impl Dataplane {
             .map(RingBuf::try_from)
             .expect("object has the events map")
             .expect("events map is a ring buffer");
-        let mut dataplane = Dataplane { ebpf, events };
+        let source_index = match ebpf.take_map(names::SOURCE_INDEX_V4) {
+            Some(aya::maps::Map::Array(data)) => data,
+            other => panic!("{} is not an array map: {other:?}", names::SOURCE_INDEX_V4),
+        };
+        let mut dataplane = Dataplane {
+            ebpf,
+            events,
+            source_index,
+        };
         dataplane.apply(&Policy::default());
         dataplane
     }
@@ -201,18 +242,38 @@ impl Dataplane {
         &mut self.ebpf
     }
 
-    /// Writes the config map and replaces the allowlists with `policy.allow`.
+    /// Writes the config map and replaces the allowlists with `policy.allow`: the tries and,
+    /// with the agent's own code, the IPv4 source index, which the dataplane then uses.
     pub fn apply(&mut self, policy: &Policy) {
-        let mut config: Array<_, DataplaneConfig> = self.map_mut(names::CONFIG);
-        config
-            .set(0, policy.config(), 0)
-            .expect("write EGRESS_CONFIG[0]");
+        self.write_config(&policy.config());
         for name in [names::SOURCES_V4, names::DESTINATIONS_V4] {
             replace_prefixes::<[u8; 4]>(self.map_mut(name), &policy.allow, name);
         }
         for name in [names::SOURCES_V6, names::DESTINATIONS_V6] {
             replace_prefixes::<[u8; 16]>(self.map_mut(name), &policy.allow, name);
         }
+        let long = self
+            .ebpf
+            .map_mut(names::SOURCE_LONG_V4)
+            .expect("the eBPF object has the long-prefix map");
+        let mut long: LongMap<&mut MapData> =
+            LongMap::try_from(long).expect("the long-prefix map is a hash map");
+        index_sync::sync(&self.source_index, &mut long, &policy.source_index_plan())
+            .unwrap_or_else(|err| panic!("filling the IPv4 source index: {err}"));
+        self.write_config(&DataplaneConfig {
+            allowlist_flags: policy.allowlist_flags(),
+            ..policy.config()
+        });
+    }
+
+    fn write_config(&mut self, value: &DataplaneConfig) {
+        let mut config: Array<_, DataplaneConfig> = self.map_mut(names::CONFIG);
+        config.set(0, value, 0).expect("write EGRESS_CONFIG[0]");
+    }
+
+    /// The IPv4 source index array, to read or corrupt it in tests.
+    pub fn source_index(&self) -> &MapData {
+        &self.source_index
     }
 
     /// Runs one frame through a program and returns its verdict.

@@ -10,6 +10,8 @@ mod ipv4;
 mod ipv6;
 #[path = "dataplane/link.rs"]
 mod link;
+#[path = "dataplane/nesting.rs"]
+mod nesting;
 #[path = "dataplane/policy.rs"]
 mod policy;
 #[path = "dataplane/subscribers.rs"]

@@ -1,9 +1,13 @@
-//! What the periodic check reports: attachment changes and allowlist drift.
+//! What the periodic check reports: attachment changes and allowlist drift (tries and the
+//! IPv4 source index).
 
 use super::Agent;
 use crate::{
     allowlist::{AllowKind, Desired, MapContents},
-    dataplane::allowlist_maps::{self, Direction},
+    dataplane::{
+        allowlist_maps::{self, Direction},
+        source_index,
+    },
     status::{Attachment, ByKind},
 };
 
@@ -83,6 +87,22 @@ impl Agent {
                 Err(err) => tracing::warn!(%err, "cannot read allowlist map"),
             }
         }
+        let tries_drifted = found != ByKind::default();
+        // The index is what IPv4 sources are judged by: a sync against the desired state
+        // restores it (only differing words are written) and reports what differed.
+        match source_index::sync(pins, &desired.sources) {
+            Ok(report) if report.changed() => {
+                tracing::warn!(
+                    words = report.words_written,
+                    long_entries = report.long_written + report.long_removed,
+                    "IPv4 source index was changed outside the agent; restored"
+                );
+                found.relay += report.relay;
+                found.exempt += report.exempt;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(%err, "cannot check the IPv4 source index"),
+        }
         if found == ByKind::default() {
             return;
         }
@@ -97,7 +117,7 @@ impl Agent {
             status.allowlist_drift.exempt += found.exempt;
             status.allowlist_drift.destination += found.destination;
         });
-        if let Err(err) = self.reconcile_allowlists(None) {
+        if tries_drifted && let Err(err) = self.reconcile_allowlists(None) {
             tracing::error!(%err, "cannot restore allowlist maps");
         }
     }

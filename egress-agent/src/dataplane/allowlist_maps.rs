@@ -9,7 +9,10 @@ use aya::maps::{LpmTrie, MapData, MapError, lpm_trie::Key};
 use egress_common::names;
 use ipnet::IpNet;
 
-use super::maps::{MapsError, map_error, open};
+use super::{
+    maps::{MapsError, map_error, open},
+    source_index,
+};
 use crate::{allowlist::MapContents, paths::PinLayout};
 
 /// Source (relay, exempt) or destination tries.
@@ -111,8 +114,24 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
 }
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
-/// entries per family (see `capacity::check`).
+/// entries per family (see `capacity::check`), then the IPv4 source index and the config
+/// map's skip-empty flags follow.
 pub fn reconcile(
+    pins: &PinLayout,
+    direction: Direction,
+    desired: &MapContents,
+    capacity: u32,
+) -> Result<Applied, MapsError> {
+    source_index::before_reconcile(pins, direction, desired)?;
+    let applied = reconcile_tries(pins, direction, desired, capacity)?;
+    if direction == Direction::Sources {
+        source_index::sync(pins, desired)?;
+    }
+    source_index::after_reconcile(pins, direction, desired)?;
+    Ok(applied)
+}
+
+fn reconcile_tries(
     pins: &PinLayout,
     direction: Direction,
     desired: &MapContents,

@@ -22,6 +22,12 @@ pub const ALLOWLIST_MAPS: [&str; 4] = [
     names::DESTINATIONS_V6,
 ];
 
+/// Maps created with `allowlist_capacity()` entries: the tries, and the IPv4 source index's
+/// long-prefix hash (which holds a subset of `SOURCES_V4`, so it never fills first).
+pub fn sized_by_capacity() -> impl Iterator<Item = &'static str> {
+    ALLOWLIST_MAPS.into_iter().chain([names::SOURCE_LONG_V4])
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the allowlist would need {wanted} entries in map {map}, which holds at most {capacity}; \

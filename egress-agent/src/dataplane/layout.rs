@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use aya::maps::MapInfo;
 use egress_common::names;
 
-use super::capacity::ALLOWLIST_MAPS;
+use super::capacity::sized_by_capacity;
 use crate::paths::PinLayout;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub fn required(
             value_size: map.value_size(),
             max_entries: if name == names::SUBSCRIBERS {
                 max_tracked
-            } else if ALLOWLIST_MAPS.contains(&name.as_str()) {
+            } else if sized_by_capacity().any(|sized| sized == name) {
                 allowlist_capacity
             } else {
                 map.max_entries()

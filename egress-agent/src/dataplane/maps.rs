@@ -18,6 +18,8 @@ pub enum MapsError {
     },
     #[error(transparent)]
     Capacity(#[from] super::capacity::CapacityError),
+    #[error(transparent)]
+    Index(#[from] egress_common::index_sync::IndexError),
 }
 
 /// Opens the map pinned under `name`.
@@ -39,11 +41,17 @@ pub fn map_error<'a>(
     }
 }
 
-/// Writes the single entry of the dataplane config map.
+/// Writes the single entry of the dataplane config map. The `allowlist_flags` already there
+/// are kept: they describe the allowlist maps, which this does not change.
 pub fn write_config(pins: &PinLayout, config: &DataplaneConfig) -> Result<(), MapsError> {
     let err = map_error(pins, names::CONFIG);
     let mut array: Array<MapData, DataplaneConfig> =
         Array::try_from(open(pins, names::CONFIG)?).map_err(&err)?;
+    let current = array.get(&0, 0).map_err(&err)?;
+    let config = DataplaneConfig {
+        allowlist_flags: current.allowlist_flags,
+        ..*config
+    };
     array.set(0, config, 0).map_err(&err)
 }
 

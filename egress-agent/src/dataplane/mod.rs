@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod layout;
 pub mod maps;
 pub mod netlink;
+pub mod source_index;
 pub mod teardown;
 
 use aya::{
@@ -100,7 +101,7 @@ impl Dataplane {
         loader
             .override_global(names::BLOCKED_PORTS, &ports, true)
             .map_max_entries(names::SUBSCRIBERS, settings.max_tracked);
-        for name in capacity::ALLOWLIST_MAPS {
+        for name in capacity::sized_by_capacity() {
             loader.map_max_entries(name, settings.allowlist_capacity);
         }
         for spec in &specs {
@@ -196,5 +197,8 @@ pub fn dataplane_config(config: &Config) -> DataplaneConfig {
         destination_bits_threshold: crate::estimate::bits_threshold(
             config.detection.distinct_destinations_threshold,
         ),
+        // Kept from the map by `maps::write_config`; the allowlist reconcile owns them.
+        allowlist_flags: 0,
+        reserved: 0,
     }
 }

@@ -1,0 +1,111 @@
+//! The IPv4 source index (`egress_common::index`) and the lookup shortcuts in the config map.
+//!
+//! The source tries stay the canonical store; the index is derived from the same desired
+//! state after the tries are reconciled, and the dataplane uses it only while the config
+//! map's `SOURCES_V4_INDEXED` flag is set. A failed sync clears that flag, so packets fall
+//! back to the (correct) trie rather than to a half-written index.
+
+use aya::maps::{Array, HashMap, MapData};
+use egress_common::{
+    DataplaneConfig,
+    config::allowlist_flags,
+    index_plan::{Plan, SourcePrefix},
+    index_sync::{self, SyncReport},
+    names,
+};
+use ipnet::IpNet;
+
+use super::{
+    allowlist_maps::Direction,
+    maps::{MapsError, map_error, open},
+};
+use crate::{allowlist::MapContents, paths::PinLayout};
+
+/// The index's expected contents for the desired source allowlist.
+pub fn plan(sources: &MapContents) -> Plan {
+    Plan::new(sources.iter().filter_map(|(prefix, kind)| match prefix {
+        IpNet::V4(net) => Some(SourcePrefix {
+            addr: u32::from(net.network()),
+            len: net.prefix_len(),
+            kind: *kind,
+        }),
+        IpNet::V6(_) => None,
+    }))
+}
+
+/// Makes the pinned index hold what `sources` says; sets `SOURCES_V4_INDEXED` once it does.
+/// Returns what had to change (in a drift check: what someone else changed).
+pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsError> {
+    let index = MapData::from_pin(pins.map(names::SOURCE_INDEX_V4))
+        .map_err(map_error(pins, names::SOURCE_INDEX_V4))?;
+    let mut long: HashMap<MapData, _, u32> = HashMap::try_from(open(pins, names::SOURCE_LONG_V4)?)
+        .map_err(map_error(pins, names::SOURCE_LONG_V4))?;
+    match index_sync::sync(&index, &mut long, &plan(sources)) {
+        Ok(report) => {
+            update_flags(pins, allowlist_flags::SOURCES_V4_INDEXED, 0)?;
+            Ok(report)
+        }
+        Err(err) => {
+            if let Err(flag_err) = update_flags(pins, 0, allowlist_flags::SOURCES_V4_INDEXED) {
+                tracing::error!(%flag_err, "cannot switch IPv4 sources back to the trie");
+            }
+            Err(MapsError::Index(err))
+        }
+    }
+}
+
+/// Which families of `direction` the desired state has entries for (v4, v6).
+fn present(desired: &MapContents) -> (bool, bool) {
+    let v4 = desired.keys().filter(|p| matches!(p, IpNet::V4(_))).count();
+    (v4 > 0, desired.len() > v4)
+}
+
+/// The "empty, skip the lookup" bits of `direction`, for IPv4 and IPv6.
+fn empty_bits(direction: Direction) -> (u32, u32) {
+    match direction {
+        // IPv4 sources go through the index, whose own flag says when it can be used.
+        Direction::Sources => (0, allowlist_flags::SOURCES_V6_EMPTY),
+        Direction::Destinations => (
+            allowlist_flags::DESTINATIONS_V4_EMPTY,
+            allowlist_flags::DESTINATIONS_V6_EMPTY,
+        ),
+    }
+}
+
+/// Before a reconcile: lookups in a list that is about to get entries must not be skipped.
+pub fn before_reconcile(
+    pins: &PinLayout,
+    direction: Direction,
+    desired: &MapContents,
+) -> Result<(), MapsError> {
+    let (v4, v6) = present(desired);
+    let (v4_bit, v6_bit) = empty_bits(direction);
+    let clear = if v4 { v4_bit } else { 0 } | if v6 { v6_bit } else { 0 };
+    update_flags(pins, 0, clear)
+}
+
+/// After a reconcile: lists now empty can be skipped.
+pub fn after_reconcile(
+    pins: &PinLayout,
+    direction: Direction,
+    desired: &MapContents,
+) -> Result<(), MapsError> {
+    let (v4, v6) = present(desired);
+    let (v4_bit, v6_bit) = empty_bits(direction);
+    let set = if v4 { 0 } else { v4_bit } | if v6 { 0 } else { v6_bit };
+    update_flags(pins, set, 0)
+}
+
+/// Sets and clears `allowlist_flags` bits in the config map, keeping everything else.
+pub(super) fn update_flags(pins: &PinLayout, set: u32, clear: u32) -> Result<(), MapsError> {
+    let err = map_error(pins, names::CONFIG);
+    let mut array: Array<MapData, DataplaneConfig> =
+        Array::try_from(open(pins, names::CONFIG)?).map_err(&err)?;
+    let mut config = array.get(&0, 0).map_err(&err)?;
+    let flags = (config.allowlist_flags | set) & !clear;
+    if flags != config.allowlist_flags {
+        config.allowlist_flags = flags;
+        array.set(0, config, 0).map_err(&err)?;
+    }
+    Ok(())
+}
