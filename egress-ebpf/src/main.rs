@@ -3,9 +3,6 @@
 //! decision function ([`judge::judge`]).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
-// Atomic add on the BPF target (which has no compare-and-swap) needs the intrinsic.
-#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
-#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 // An asm barrier keeps packet bounds checks in a shape the verifier understands.
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 

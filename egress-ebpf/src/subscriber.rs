@@ -1,8 +1,6 @@
 //! Per-subscriber records and ring-buffer events for blocked SMTP traffic.
 
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
-
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use egress_common::{
     Counter, DataplaneConfig, EventKind, Family, SmtpPacket, SubscriberEvent, SubscriberKey,
     SubscriberRecord, destination_bit, subscriber::bits_set,
@@ -14,8 +12,11 @@ use crate::maps::{EVENTS, SUBSCRIBERS, count};
 /// line: it is off the fast path and its own stack frame keeps the caller's small.
 #[inline(never)]
 pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
+    // CLOCK_MONOTONIC at tick granularity (1-4 ms): the same clock the agent reads, a fraction of
+    // the cost of the precise one, and far finer than the seconds the records are shown in and
+    // the windows they are judged over.
     // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let key = subscriber_key(packet, config);
     let attempt = packet.is_connection_attempt() as u64;
     let bit = destination_bit(&packet.destination);
@@ -42,7 +43,7 @@ pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
                 emit(EventKind::FirstSeen, now, &key, packet);
                 if let Some(record) = SUBSCRIBERS.get_ptr_mut(&key) {
                     // SAFETY: a pointer into the map value, valid for this program run.
-                    unsafe { check_thresholds(&mut *record, config, now, &key, packet) };
+                    unsafe { check_thresholds(&mut *record, config, now, &key, packet, true) };
                 }
                 return;
             }
@@ -54,8 +55,13 @@ pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
         }
     };
 
-    // SAFETY: map values stay valid for the program run; counters shared between CPUs are
-    // updated atomically, the window and bitmaps tolerate a rare lost update.
+    // SAFETY: map values stay valid for the program run.
+    //
+    // Plain read-modify-write, not atomic adds: a lock-prefixed add costs as much as the rest of
+    // the update on a hot record. The price is a rare lost increment when two CPUs update the
+    // same subscriber within the same few nanoseconds (RSS keeps a flow on one CPU; only a
+    // subscriber spreading connections over CPUs at a very high rate can collide), which the
+    // per-window thresholds and the counters' use as bot evidence tolerate.
     unsafe {
         let record = &mut *record;
         if now.wrapping_sub(record.window_start_ns) > config.window_ns {
@@ -63,14 +69,21 @@ pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
             record.window_attempts = 0;
             record.window_destinations = [0, 0];
         }
-        add(&mut record.attempts, attempt);
-        add(&mut record.window_attempts, attempt);
-        add(&mut record.packets, 1);
-        add(&mut record.bytes, packet.ip_len as u64);
+        // Whether the last packet was over a threshold: both stamps come from the same `now`.
+        let was_flagged = record.flagged_ns == record.last_seen_ns;
+        record.attempts += attempt;
+        record.window_attempts += attempt;
+        record.packets += 1;
+        record.bytes += packet.ip_len as u64;
         record.last_seen_ns = now;
         record.destinations[word] |= mask;
-        record.window_destinations[word] |= mask;
-        check_thresholds(record, config, now, &key, packet);
+        let window_word = record.window_destinations[word];
+        record.window_destinations[word] = window_word | mask;
+        // The destination bitmap only changes when a new bit is set; unchanged and not over a
+        // threshold on the last packet, it cannot be over now (a threshold lowered by a reload
+        // takes effect from the subscriber's next new destination).
+        let bitmap_may_cross = window_word & mask == 0 || was_flagged;
+        check_thresholds(record, config, now, &key, packet, bitmap_may_cross);
     }
 }
 
@@ -82,10 +95,13 @@ fn check_thresholds(
     now: u64,
     key: &SubscriberKey,
     packet: &SmtpPacket,
+    bitmap_may_cross: bool,
 ) {
     let over_attempts =
         config.attempts_threshold != 0 && record.window_attempts >= config.attempts_threshold;
-    let over_destinations = config.destination_bits_threshold != 0
+    let over_destinations = !over_attempts
+        && bitmap_may_cross
+        && config.destination_bits_threshold != 0
         && bits_set(&record.window_destinations) >= config.destination_bits_threshold;
     if !(over_attempts || over_destinations) {
         return;
@@ -95,13 +111,6 @@ fn check_thresholds(
     if !already {
         emit(EventKind::Flagged, now, key, packet);
     }
-}
-
-#[inline(always)]
-fn add(counter: &mut u64, value: u64) {
-    // SAFETY: `counter` is a valid, aligned u64 in a map value. Compiles to BPF_XADD because
-    // the result is unused.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, value) };
 }
 
 #[inline(always)]
