@@ -3,7 +3,7 @@
 //! and its stderr, which is what a test wants.
 //!
 //! ```no_run
-//! use tests::netns::{Netns, addr, veth, exec_ok, in_netns};
+//! use tests::netns::{Netns, TestNetns as _, addr, veth, exec_ok, in_netns};
 //! let sub = Netns::new("sub");
 //! let rtr = Netns::new("rtr");
 //! veth(&sub, "s0", &rtr, "r0");
@@ -27,13 +27,13 @@ pub use egress_lab::{EnteredNetns, Netns};
 /// Panicking constructors and helpers on [`Netns`].
 pub trait TestNetns {
     /// A unique namespace `egr-<prefix>-<pid>-<n>` with its loopback up.
-    fn new(prefix: &str) -> Netns;
+    fn new(prefix: &str) -> Self;
     /// Turns the namespace into a router for IPv4 and IPv6.
     fn forward(&self);
 }
 
 impl TestNetns for Netns {
-    fn new(prefix: &str) -> Netns {
+    fn new(prefix: &str) -> Self {
         Netns::unique(prefix, Echo::Quiet).unwrap_or_else(fail)
     }
 
