@@ -3,7 +3,7 @@
 
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use egress_common::allow_kind;
 use ipnet::IpNet;
@@ -90,13 +90,12 @@ pub fn config_prefixes(config: &Config, kind: AllowKind) -> Vec<IpNet> {
 /// Every entry of the desired state: config entries first, then CLI entries not already in
 /// the config.
 pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
+    // A set, not a scan of `all`: allowlists reach millions of entries.
+    let mut seen: HashSet<(AllowKind, IpNet)> = HashSet::new();
     let mut all = Vec::new();
     for kind in AllowKind::ALL {
         for prefix in config_prefixes(config, kind) {
-            if !all
-                .iter()
-                .any(|e: &Entry| e.kind == kind && e.prefix == prefix)
-            {
+            if seen.insert((kind, prefix)) {
                 all.push(Entry {
                     prefix,
                     kind,
@@ -108,10 +107,7 @@ pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
         }
     }
     for entry in cli {
-        if !all
-            .iter()
-            .any(|e| e.kind == entry.kind && e.prefix == entry.prefix)
-        {
+        if seen.insert((entry.kind, entry.prefix)) {
             all.push(entry.clone());
         }
     }
