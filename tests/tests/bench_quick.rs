@@ -1,6 +1,7 @@
 //! `cargo xtask bench --quick` end to end against the real kernel: every row is produced, the
-//! JSON is written, and every timed case took the path it claims (the bench checks each
-//! program return value and fails otherwise). No figure is asserted: timings belong to the
+//! JSON is written, every timed case took the path it claims (the bench checks each program
+//! return value and fails otherwise), the agent rows ran against the real agent, and no
+//! packet was misjudged during its reload. No figure is asserted: timings belong to the
 //! bench, never to tests.
 
 use std::path::PathBuf;
@@ -20,15 +21,21 @@ const CASES: &[&str] = &[
     "blocked SYN tracked subscriber IPv6",
     "blocked SYN new subscriber IPv4",
     "blocked SYN new subscriber IPv6",
-    "xdp-filter (default features)",
-    "ours / xdp-filter (default features)",
-    "veth drop rate, ours (native XDP)",
-    "veth drop rate, nftables netdev ingress",
-    "veth drop rate, ours / nftables",
+    "xdp-filter (default features), port 25 rule, same TCP/80 packets",
+    "xdp-filter (default features), port 25 rule, same SMTP SYNs",
+    "ours / xdp-filter (default features), TCP/80 packets",
+    "ours / xdp-filter (default features), SMTP SYNs",
+    "veth drop rate, ours (native XDP), xdp-frame sender",
+    "veth drop rate, nftables netdev ingress, xdp-frame sender",
+    "veth drop rate, ours / nftables, xdp-frame sender",
+    "veth drop rate, ours (native XDP), AF_PACKET sender",
+    "veth drop rate, ours (generic XDP), AF_PACKET sender",
+    "veth drop rate, nftables netdev ingress, AF_PACKET sender",
     "growth",
-    "agent peak RSS",
-    "agent /metrics scrape",
-    "agent reload of 1M prefixes",
+    "agent peak RSS, 10k tracked subscribers",
+    "agent /metrics scrape, 10k tracked subscribers",
+    "agent reload of 1k prefixes (SIGHUP to status)",
+    "agent reload of 1k prefixes: packets misjudged",
 ];
 
 struct TempDir(PathBuf);
@@ -52,6 +59,7 @@ fn quick_bench_produces_every_row_and_the_json() {
         quick: true,
         json: Some(json.clone()),
         object: Some(object),
+        agent: Some(tests::agent::binary()),
     })
     .expect("cargo xtask bench --quick must run to completion");
 
@@ -69,28 +77,33 @@ fn quick_bench_produces_every_row_and_the_json() {
     }
     for row in rows {
         let case = &row["case"];
-        match row["median"].as_f64() {
-            Some(median) => {
-                assert!(
-                    median.is_finite(),
-                    "{case}: median {median} is not a number"
-                );
-                assert!(
-                    row["spread"].as_f64().is_some_and(f64::is_finite),
-                    "{case}: no spread"
-                );
-                assert!(
-                    row["met"].is_boolean() || row["met"].is_null(),
-                    "{case}: bad verdict"
-                );
-            }
-            None => assert!(
-                row["note"]
-                    .as_str()
-                    .is_some_and(|note| note.starts_with("not measured (")),
-                "{case}: a row without a figure must say why"
-            ),
-        }
+        let median = row["median"].as_f64();
+        assert!(
+            median.is_some_and(f64::is_finite),
+            "{case}: every row is measured, with a finite median: {row}"
+        );
+        assert!(
+            row["spread"].as_f64().is_some_and(f64::is_finite),
+            "{case}: no spread"
+        );
+        assert!(
+            row["met"].is_boolean() || row["met"].is_null(),
+            "{case}: bad verdict"
+        );
         assert!(row["target"].is_string(), "{case}: no target");
     }
+    // Correctness, not timing: no packet may be misjudged while the agent reloads.
+    let misjudged = rows
+        .iter()
+        .find(|row| {
+            row["case"]
+                .as_str()
+                .is_some_and(|c| c.ends_with("packets misjudged"))
+        })
+        .and_then(|row| row["median"].as_f64());
+    assert_eq!(
+        misjudged,
+        Some(0.0),
+        "packets misjudged during the reload: {text}"
+    );
 }

@@ -1,6 +1,7 @@
-//! The few raw `bpf(2)` calls the bench needs beyond aya: loading the empty baseline program,
-//! opening a foreign program by its pin, and `BPF_PROG_TEST_RUN` on any program fd, so every
-//! program (ours, the baseline, xdp-filter) is timed through exactly the same path.
+//! The few raw `bpf(2)` calls the bench needs beyond aya: loading tiny hand-written XDP
+//! programs (the empty baseline, the frame generator), opening foreign programs by their pin or
+//! through a pinned link, and `BPF_PROG_TEST_RUN` on any program fd, so every program (ours,
+//! the baseline, xdp-filter, the running agent's) is timed through exactly the same path.
 
 use std::{
     ffi::CString,
@@ -12,9 +13,14 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_PROG_TYPE_XDP: u32 = 6;
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: the test run's XDP_TX/XDP_REDIRECT verdicts really transmit.
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
 /// The attribute union is 144+ bytes in current kernels; unused trailing bytes must be zero.
 #[repr(C, align(8))]
@@ -66,18 +72,73 @@ fn owned_fd(raw: i64) -> OwnedFd {
 /// Loads `r0 = XDP_PASS; exit`: the harness cost every figure is measured above.
 pub fn load_empty_xdp() -> Result<OwnedFd> {
     // BPF_ALU64|BPF_MOV|BPF_K r0, 2 ; BPF_JMP|BPF_EXIT
-    let insns: [u64; 2] = [
-        u64::from_le_bytes([0xb7, 0, 0, 0, 2, 0, 0, 0]),
-        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
-    ];
+    load_xdp(
+        "egress_nop",
+        &[
+            u64::from_le_bytes([0xb7, 0, 0, 0, 2, 0, 0, 0]),
+            u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+        ],
+    )
+}
+
+/// Loads hand-assembled XDP instructions (`name` at most 15 bytes).
+pub fn load_xdp(name: &str, insns: &[u64]) -> Result<OwnedFd> {
     let license = CString::new("GPL").context("license string")?;
+    let mut log = vec![0u8; 4096];
     let mut attr = Attr::zeroed();
     attr.put_u32(0, BPF_PROG_TYPE_XDP);
     attr.put_u32(4, insns.len() as u32);
     attr.put_u64(8, insns.as_ptr() as u64);
     attr.put_u64(16, license.as_ptr() as u64);
-    attr.0[48..58].copy_from_slice(b"egress_nop");
-    let fd = bpf(BPF_PROG_LOAD, &mut attr).context("BPF_PROG_LOAD of the empty XDP program")?;
+    attr.put_u32(24, 1);
+    attr.put_u32(28, log.len() as u32);
+    attr.put_u64(32, log.as_mut_ptr() as u64);
+    let name = &name.as_bytes()[..name.len().min(15)];
+    attr.0[48..48 + name.len()].copy_from_slice(name);
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        Ok(fd) => Ok(owned_fd(fd)),
+        Err(err) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            bail!(
+                "BPF_PROG_LOAD of the bench's XDP program {}: {err}\n{}",
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(&log[..end])
+            )
+        }
+    }
+}
+
+/// Pins `fd` at `path` on bpffs (for `ip link set ... xdp pinned PATH`).
+pub fn pin(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+        .with_context(|| format!("pin path {}", path.display()))?;
+    let mut attr = Attr::zeroed();
+    attr.put_u64(0, c_path.as_ptr() as u64);
+    attr.put_u32(8, fd.as_raw_fd() as u32);
+    bpf(BPF_OBJ_PIN, &mut attr).with_context(|| format!("BPF_OBJ_PIN {}", path.display()))?;
+    Ok(())
+}
+
+/// The program a pinned link runs right now (re-read it to follow atomic program swaps).
+pub fn program_of_link(link_pin: &Path) -> Result<OwnedFd> {
+    let link = open_pinned(link_pin)?;
+    // struct bpf_link_info starts with: u32 type, u32 id, u32 prog_id.
+    let mut info = [0u8; 64];
+    let mut attr = Attr::zeroed();
+    attr.put_u32(0, link.as_raw_fd() as u32);
+    attr.put_u32(4, info.len() as u32);
+    attr.put_u64(8, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)
+        .with_context(|| format!("BPF_OBJ_GET_INFO_BY_FD on the link {}", link_pin.display()))?;
+    let prog_id = u32::from_ne_bytes([info[8], info[9], info[10], info[11]]);
+    let mut attr = Attr::zeroed();
+    attr.put_u32(0, prog_id);
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).with_context(|| {
+        format!(
+            "BPF_PROG_GET_FD_BY_ID {prog_id} (the program of {})",
+            link_pin.display()
+        )
+    })?;
     Ok(owned_fd(fd))
 }
 
@@ -117,4 +178,20 @@ pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<TestR
             frame.len()
         ),
     }
+}
+
+/// `BPF_PROG_TEST_RUN` in live-frames mode: runs `prog` `repeat` times on copies of `frame`,
+/// and frames it redirects are really transmitted (as xdp_frames, the way a NIC's native XDP
+/// hands them on). Uses the calling thread's network namespace.
+pub fn test_run_live(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32, batch: u32) -> Result<()> {
+    let mut attr = Attr::zeroed();
+    attr.put_u32(0, prog.as_raw_fd() as u32);
+    attr.put_u32(8, frame.len() as u32);
+    attr.put_u64(16, frame.as_ptr() as u64);
+    attr.put_u32(32, repeat);
+    attr.put_u32(64, BPF_F_TEST_XDP_LIVE_FRAMES);
+    attr.put_u32(72, batch);
+    bpf(BPF_PROG_TEST_RUN, &mut attr)
+        .with_context(|| format!("BPF_PROG_TEST_RUN (live frames, repeat {repeat})"))?;
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! The egress eBPF object loaded for measuring: unpinned maps (nothing outlives the bench),
 //! the spec's default settings, and helpers to grow the allowlists and the subscriber table.
+//! The IPv4 source index is kept in step with the tries by the agent's own code
+//! (`egress_common::index_sync`), so the bench measures the lookups the agent sets up.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
@@ -16,7 +18,10 @@ use aya::{
 };
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
-    config::ipv6_mask, names,
+    config::ipv6_mask,
+    index_plan::{Plan, SourcePrefix},
+    index_sync::{self, LongMap},
+    names,
 };
 
 use super::frames;
@@ -24,6 +29,9 @@ use super::frames;
 pub struct Dataplane {
     pub ebpf: Ebpf,
     events: RingBuf<MapData>,
+    source_index: MapData,
+    /// Every IPv4 source prefix in the trie, for the index.
+    sources_v4: Vec<SourcePrefix>,
     /// Prefixes per family currently in the source allowlists (relays included).
     pub prefixes: usize,
 }
@@ -57,13 +65,20 @@ impl Dataplane {
             ebpf.take_map(names::EVENTS)
                 .ok_or_else(|| anyhow!("no map {}", names::EVENTS))?,
         )?;
+        let source_index = match ebpf.take_map(names::SOURCE_INDEX_V4) {
+            Some(aya::maps::Map::Array(data)) => data,
+            _ => return Err(anyhow!("no array map {}", names::SOURCE_INDEX_V4)),
+        };
         let mut dataplane = Dataplane {
             ebpf,
             events,
+            source_index,
+            sources_v4: Vec::new(),
             prefixes: 0,
         };
         dataplane.allow_v4(&[frames::RELAY_PREFIX_V4], allow_kind::RELAY)?;
         dataplane.allow_v6(&[frames::RELAY_PREFIX_V6], allow_kind::RELAY)?;
+        dataplane.sync_source_index()?;
         dataplane.prefixes = 1;
         Ok(dataplane)
     }
@@ -89,9 +104,34 @@ impl Dataplane {
         let mut trie: LpmTrie<_, [u8; 4], u32> =
             LpmTrie::try_from(map(&mut self.ebpf, names::SOURCES_V4)?)?;
         for &(address, len) in prefixes {
-            trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0)
+            retry_enomem(|| trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0))
                 .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V4))?;
+            self.sources_v4.push(SourcePrefix {
+                addr: u32::from(address),
+                len,
+                kind,
+            });
         }
+        Ok(())
+    }
+
+    /// Brings the IPv4 source index in line with the trie, as the agent does after every
+    /// allowlist change, and lets the dataplane use it (IPv6 sources are never empty here).
+    pub fn sync_source_index(&mut self) -> Result<()> {
+        let plan = Plan::new(self.sources_v4.iter().copied());
+        let mut long: LongMap<&mut MapData> =
+            LongMap::try_from(map(&mut self.ebpf, names::SOURCE_LONG_V4)?)?;
+        index_sync::sync(&self.source_index, &mut long, &plan)
+            .context("filling the IPv4 source index")?;
+        let mut config_map: Array<_, DataplaneConfig> =
+            Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
+        let config = DataplaneConfig {
+            allowlist_flags: index_sync::flags(true, false, false),
+            ..spec_defaults()
+        };
+        config_map
+            .set(0, config, 0)
+            .context("writing EGRESS_CONFIG")?;
         Ok(())
     }
 
@@ -99,7 +139,7 @@ impl Dataplane {
         let mut trie: LpmTrie<_, [u8; 16], u32> =
             LpmTrie::try_from(map(&mut self.ebpf, names::SOURCES_V6)?)?;
         for &(address, len) in prefixes {
-            trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0)
+            retry_enomem(|| trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0))
                 .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V6))?;
         }
         Ok(())
@@ -157,6 +197,26 @@ impl Dataplane {
     }
 }
 
+/// The LPM trie allocates its nodes without waiting (GFP_NOWAIT, per-CPU caches refilled
+/// asynchronously), so a burst of a million inserts on a machine whose free memory is all page
+/// cache can get a transient ENOMEM. Waiting a little lets the cache refill.
+fn retry_enomem(
+    mut insert: impl FnMut() -> Result<(), aya::maps::MapError>,
+) -> Result<(), aya::maps::MapError> {
+    let mut waits = 0;
+    loop {
+        match insert() {
+            Err(aya::maps::MapError::SyscallError(err))
+                if err.io_error.raw_os_error() == Some(libc::ENOMEM) && waits < 100 =>
+            {
+                waits += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
     ebpf.map_mut(name)
         .ok_or_else(|| anyhow!("the eBPF object has no map {name}"))
@@ -170,6 +230,8 @@ fn spec_defaults() -> DataplaneConfig {
         window_ns: 300_000_000_000,
         attempts_threshold: 20,
         destination_bits_threshold: 5,
+        allowlist_flags: 0,
+        reserved: 0,
     }
 }
 

@@ -3,6 +3,7 @@
 //! BENCHMARKS.md explains every row.
 
 mod agent;
+mod agent_lab;
 mod blast;
 mod bpf_sys;
 mod cases;
@@ -10,12 +11,15 @@ mod dataplane;
 mod frames;
 mod lab;
 mod measure;
+mod nft;
 mod object;
 mod prefixes;
+mod reload;
 mod report;
 mod rows;
 mod veth;
 mod xdp_filter;
+mod xdp_gen;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -35,6 +39,10 @@ pub struct BenchArgs {
     /// The eBPF object to measure [default: build egress-agent and use the object it embeds]
     #[arg(long, value_name = "PATH")]
     pub object: Option<PathBuf>,
+    /// The egress-agent binary for the agent rows [default: the one built for --object, or
+    /// target/debug/egress-agent]
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
 }
 
 /// How big a bench is: the spec's sizes, or a tiny run for tests.
@@ -52,6 +60,7 @@ pub struct Scale {
     pub veth_step: usize,
     pub tracked: u32,
     pub blast: veth::Blast,
+    pub agent: agent::AgentScale,
 }
 
 impl Scale {
@@ -76,6 +85,14 @@ impl Scale {
                     senders: 1,
                     sources: 4_096,
                 },
+                agent: agent::AgentScale {
+                    tracked: 10_000,
+                    bots: 10,
+                    bot_attempts: 25,
+                    max_tracked: 16_384,
+                    scrapes: 3,
+                    reload_prefixes: 1_000,
+                },
             }
         } else {
             Scale {
@@ -92,10 +109,18 @@ impl Scale {
                 veth_step: 10_000,
                 tracked: 1_000_000,
                 blast: veth::Blast {
-                    duration: Duration::from_secs(3),
+                    duration: Duration::from_secs(1),
                     budget: 50_000_000,
                     senders: 2,
                     sources: 65_536,
+                },
+                agent: agent::AgentScale {
+                    tracked: 1_000_000,
+                    bots: 1_000,
+                    bot_attempts: 25,
+                    max_tracked: 1_048_576,
+                    scrapes: 7,
+                    reload_prefixes: 1_000_000,
                 },
             }
         }
@@ -105,13 +130,17 @@ impl Scale {
 pub fn run(args: BenchArgs) -> Result<()> {
     require_root("bench", "BPF_PROG_TEST_RUN, network namespaces and bpffs")?;
     mount_bpffs()?;
-    let object = match args.object {
-        Some(path) => path,
-        None => object::build()?,
+    let (object, agent) = match args.object {
+        Some(path) => (path, None),
+        None => {
+            let built = object::build()?;
+            (built.object, Some(built.agent))
+        }
     };
+    let agent = args.agent.or(agent).unwrap_or_else(default_agent);
     let scale = Scale::new(args.quick);
     let started = std::time::Instant::now();
-    let rows = rows::collect(&object, &scale)?;
+    let rows = rows::collect(&object, &agent, &scale)?;
     println!("\n{}", report::table(&rows));
     let json = args
         .json
@@ -119,13 +148,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(dir) = json.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    report::write_json(&rows, meta(&object, &scale, started.elapsed()), &json)?;
+    let mut meta = meta(&object, &scale, started.elapsed());
+    meta["agent"] = serde_json::Value::from(agent.display().to_string());
+    report::write_json(&rows, meta, &json)?;
     println!(
         "bench took {:.0} s; results written to {}",
         started.elapsed().as_secs_f64(),
         json.display()
     );
     Ok(())
+}
+
+/// The optimised agent if one was built, else the debug one.
+fn default_agent() -> PathBuf {
+    let target = crate::workspace_root().join("target");
+    let release = target.join("release/egress-agent");
+    if release.is_file() {
+        release
+    } else {
+        target.join("debug/egress-agent")
+    }
 }
 
 fn mount_bpffs() -> Result<()> {

@@ -76,24 +76,6 @@ impl Row {
         }
     }
 
-    pub fn not_measured(
-        case: impl Into<String>,
-        unit: &'static str,
-        target: Target,
-        reason: impl Into<String>,
-    ) -> Row {
-        Row {
-            case: case.into(),
-            median: None,
-            spread: None,
-            runs: Vec::new(),
-            hot_median: None,
-            unit,
-            target,
-            note: format!("not measured ({})", reason.into()),
-        }
-    }
-
     #[must_use]
     pub fn with_hot(mut self, hot: Option<&Stats>) -> Row {
         if let Some(hot) = hot {
