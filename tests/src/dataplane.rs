@@ -7,24 +7,26 @@
 //! straightforward reading of the spec's decision rules, so tests can check that kernel and
 //! host agree on the same bytes.
 
+mod allowlists;
 pub mod model;
 
 use std::net::IpAddr;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
 };
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
     allow_kind,
     config::ipv6_mask,
-    index_plan::{Plan, SourcePrefix},
     index_sync::{self, LongMap},
     names,
 };
 use ipnet::IpNet;
+
+use allowlists::replace_prefixes;
 
 /// Subscriber-map capacity for tests: the real default (1M, preallocated) would cost hundreds
 /// of MiB per loaded object.
@@ -140,29 +142,6 @@ impl Policy {
             allowlist_flags: 0,
             reserved: 0,
         }
-    }
-
-    /// The expected IPv4 source index for this policy's allowlist.
-    pub fn source_index_plan(&self) -> Plan {
-        Plan::new(self.allow.iter().filter_map(|entry| match entry.prefix {
-            IpNet::V4(net) if entry.kind & allow_kind::DESTINATION == 0 => Some(SourcePrefix {
-                addr: u32::from(net.network()),
-                len: net.prefix_len(),
-                kind: entry.kind,
-            }),
-            _ => None,
-        }))
-    }
-
-    /// The `allowlist_flags` for a complete index and this policy's empty lists.
-    pub fn allowlist_flags(&self) -> u32 {
-        let has = |v4: bool, destination: bool| {
-            self.allow.iter().any(|entry| {
-                matches!(entry.prefix, IpNet::V4(_)) == v4
-                    && (entry.kind & allow_kind::DESTINATION != 0) == destination
-            })
-        };
-        index_sync::flags(has(false, false), has(true, true), has(false, true))
     }
 }
 
@@ -409,70 +388,4 @@ where
     program
         .try_into()
         .unwrap_or_else(|err| panic!("program {name} has an unexpected type: {err}"))
-}
-
-/// Rewrites one LPM map so it holds exactly the entries of `allow` that belong in it.
-fn replace_prefixes<K: aya::Pod + AddressBytes>(
-    mut map: LpmTrie<&mut MapData, K, u32>,
-    allow: &[Allow],
-    name: &str,
-) {
-    let old: Vec<_> = map.keys().map(|k| k.expect("iterate LPM keys")).collect();
-    for key in old {
-        map.remove(&key)
-            .unwrap_or_else(|err| panic!("remove from {name}: {err}"));
-    }
-    let sources = name == names::SOURCES_V4 || name == names::SOURCES_V6;
-    let mut wanted: Vec<(Key<K>, u32)> = Vec::new();
-    for entry in allow {
-        let is_source_kind = entry.kind & allow_kind::DESTINATION == 0;
-        let Some(bytes) = K::from_prefix(&entry.prefix) else {
-            continue;
-        };
-        if is_source_kind != sources {
-            continue;
-        }
-        let len = u32::from(entry.prefix.prefix_len());
-        match wanted
-            .iter_mut()
-            .find(|(k, _)| k.prefix_len() == len && k.data().bytes() == bytes.bytes())
-        {
-            Some((_, kind)) => *kind |= entry.kind,
-            None => wanted.push((Key::new(len, bytes), entry.kind)),
-        }
-    }
-    for (key, kind) in wanted {
-        map.insert(&key, kind, 0)
-            .unwrap_or_else(|err| panic!("insert into {name}: {err}"));
-    }
-}
-
-/// Network-order address bytes of one family.
-trait AddressBytes: Sized + Copy {
-    fn from_prefix(prefix: &IpNet) -> Option<Self>;
-    fn bytes(&self) -> &[u8];
-}
-
-impl AddressBytes for [u8; 4] {
-    fn from_prefix(prefix: &IpNet) -> Option<Self> {
-        match prefix {
-            IpNet::V4(net) => Some(net.addr().octets()),
-            IpNet::V6(_) => None,
-        }
-    }
-    fn bytes(&self) -> &[u8] {
-        self
-    }
-}
-
-impl AddressBytes for [u8; 16] {
-    fn from_prefix(prefix: &IpNet) -> Option<Self> {
-        match prefix {
-            IpNet::V6(net) => Some(net.addr().octets()),
-            IpNet::V4(_) => None,
-        }
-    }
-    fn bytes(&self) -> &[u8] {
-        self
-    }
 }
