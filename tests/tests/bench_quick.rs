@@ -25,6 +25,7 @@ const CASES: &[&str] = &[
     "xdp-filter (default features), port 25 rule, same SMTP SYNs",
     "ours / xdp-filter (default features), TCP/80 packets",
     "ours / xdp-filter (default features), SMTP SYNs",
+    "veth drop rate, drop-all XDP program (the setup's ceiling), xdp-frame sender",
     "veth drop rate, ours (native XDP), xdp-frame sender",
     "veth drop rate, nftables netdev ingress, xdp-frame sender",
     "veth drop rate, ours / nftables, xdp-frame sender",

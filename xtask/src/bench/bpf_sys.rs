@@ -71,11 +71,20 @@ fn owned_fd(raw: i64) -> OwnedFd {
 
 /// Loads `r0 = XDP_PASS; exit`: the harness cost every figure is measured above.
 pub fn load_empty_xdp() -> Result<OwnedFd> {
-    // BPF_ALU64|BPF_MOV|BPF_K r0, 2 ; BPF_JMP|BPF_EXIT
+    load_verdict_xdp("egress_nop", 2)
+}
+
+/// Loads `r0 = XDP_DROP; exit`: the veth comparison's ceiling.
+pub fn load_drop_all_xdp() -> Result<OwnedFd> {
+    load_verdict_xdp("egress_drop", 1)
+}
+
+/// `r0 = verdict; exit` (BPF_ALU64|BPF_MOV|BPF_K, BPF_JMP|BPF_EXIT).
+fn load_verdict_xdp(name: &str, verdict: u8) -> Result<OwnedFd> {
     load_xdp(
-        "egress_nop",
+        name,
         &[
-            u64::from_le_bytes([0xb7, 0, 0, 0, 2, 0, 0, 0]),
+            u64::from_le_bytes([0xb7, 0, 0, 0, verdict, 0, 0, 0]),
             u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
         ],
     )

@@ -247,6 +247,11 @@ fn veth_rows(
     let frames = "xdp-frame sender";
     let packets = "AF_PACKET sender";
     Ok(vec![
+        rate_row(
+            "drop-all XDP program (the setup's ceiling)",
+            frames,
+            &rates.frames_ceiling,
+        ),
         rate_row("ours (native XDP)", frames, &rates.frames_native),
         rate_row("nftables netdev ingress", frames, &rates.frames_nftables),
         Row::measured(

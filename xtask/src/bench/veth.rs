@@ -42,6 +42,8 @@ pub struct Blast {
 /// Packets per second each filter dropped, one figure per round.
 #[derive(Default)]
 pub struct DropRates {
+    /// An XDP program that drops everything: what the sender and veth allow at most.
+    pub frames_ceiling: Vec<f64>,
     pub frames_native: Vec<f64>,
     pub frames_nftables: Vec<f64>,
     pub packet_native: Vec<f64>,
@@ -50,9 +52,11 @@ pub struct DropRates {
 }
 
 #[derive(Clone, Copy)]
-enum Filter {
+enum Filter<'a> {
     Ours(XdpMode),
     Nftables,
+    /// A foreign XDP program; what it dropped is read from the interface's packet count.
+    DropAll(&'a PinnedXdp),
 }
 
 struct Lab {
@@ -90,7 +94,9 @@ pub fn compare(
     let generator = lab
         .sender
         .within(|| Generator::new(ifindex(&lab.tx_if)?))??;
-    let pass_all = PassAll::new()?;
+    // Both pinned so `ip link set ... xdpdrv pinned` can attach them.
+    let pass_all = PinnedXdp::new("pass-all", bpf_sys::load_empty_xdp()?)?;
+    let drop_all = PinnedXdp::new("drop-all", bpf_sys::load_drop_all_xdp()?)?;
     // One generator thread: it and the receiving veth's NAPI share its CPU, so the figure is
     // per core (a second thread only adds contention on veth's one queue).
     let frames = |lab: &Lab| {
@@ -102,6 +108,12 @@ pub fn compare(
     let mut rates = DropRates::default();
     // Alternating rounds, so machine noise hits every filter alike.
     for _ in 0..rounds {
+        let ceiling = Filter::DropAll(&drop_all);
+        rates
+            .frames_ceiling
+            .push(round(dataplane, &lab, ceiling, &ruleset, || {
+                frames(&lab).map(drop)
+            })?);
         let native = Filter::Ours(XdpMode::Driver);
         rates
             .frames_native
@@ -134,7 +146,7 @@ pub fn compare(
 fn round(
     dataplane: &mut Dataplane,
     lab: &Lab,
-    filter: Filter,
+    filter: Filter<'_>,
     ruleset: &str,
     send: impl FnOnce() -> Result<()>,
 ) -> Result<f64> {
@@ -170,7 +182,31 @@ fn round(
             sent?;
             Ok(dropped? as f64 / elapsed.as_secs_f64())
         }
+        Filter::DropAll(program) => {
+            program.attach(lab)?;
+            let before = rx_packets(lab);
+            let started = Instant::now();
+            let sent = send();
+            let elapsed = started.elapsed();
+            let after = rx_packets(lab);
+            program.detach(lab)?;
+            sent?;
+            // veth counts every frame its XDP program saw as received.
+            Ok((after? - before?) as f64 / elapsed.as_secs_f64())
+        }
     }
+}
+
+fn rx_packets(lab: &Lab) -> Result<u64> {
+    let text = lab::run(
+        &lab.receiver,
+        &["ip", "-s", "-j", "link", "show", "dev", &lab.rx_if],
+    )?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).context("parsing `ip -s -j link show`")?;
+    json[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no rx packet count for {}: {text}", lab.rx_if))
 }
 
 fn ifindex(name: &str) -> Result<u32> {
@@ -182,18 +218,18 @@ fn ifindex(name: &str) -> Result<u32> {
     }
 }
 
-/// The empty XDP program, pinned so `ip link set ... xdpdrv pinned` can attach it: gives the
-/// receiving veth NAPI (so it accepts xdp_frames) while nftables does the filtering.
-struct PassAll {
+/// A bench XDP program pinned on bpffs, so `ip link set ... xdpdrv pinned` can attach it:
+/// the pass-all one gives the receiving veth NAPI (so it accepts xdp_frames) while nftables
+/// filters, the drop-all one measures the ceiling.
+struct PinnedXdp {
     pin: PathBuf,
 }
 
-impl PassAll {
-    fn new() -> Result<PassAll> {
-        let program = bpf_sys::load_empty_xdp()?;
-        let pin = PathBuf::from(format!("/sys/fs/bpf/egb-pass-all-{}", std::process::id()));
+impl PinnedXdp {
+    fn new(role: &str, program: std::os::fd::OwnedFd) -> Result<PinnedXdp> {
+        let pin = PathBuf::from(format!("/sys/fs/bpf/egb-{role}-{}", std::process::id()));
         bpf_sys::pin(std::os::fd::AsFd::as_fd(&program), &pin)?;
-        Ok(PassAll { pin })
+        Ok(PinnedXdp { pin })
     }
 
     fn attach(&self, lab: &Lab) -> Result<()> {
@@ -211,7 +247,7 @@ impl PassAll {
     }
 }
 
-impl Drop for PassAll {
+impl Drop for PinnedXdp {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.pin);
     }
