@@ -45,6 +45,16 @@ pub enum ModeSetting {
     Monitor,
 }
 
+impl ModeSetting {
+    /// The spelling of the config file and the CLI.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ModeSetting::Enforce => "enforce",
+            ModeSetting::Monitor => "monitor",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InterfaceConfig {

@@ -6,10 +6,10 @@ pub fn check_config(arg: &ConfigArg) -> Result<(), CliError> {
     let config =
         crate::config::load(&arg.config).map_err(|err| CliError::Invalid(err.to_string()))?;
     println!(
-        "{}: ok ({} interface(s), mode {:?})",
+        "{}: ok ({} interface(s), mode {})",
         arg.config.display(),
         config.interfaces.len(),
-        config.mode
+        config.mode.as_str()
     );
     Ok(())
 }
