@@ -80,7 +80,7 @@ impl Agent {
         agent.reconcile_allowlists(None)?;
         agent.remove_unconfigured_links();
         agent.attach_all(Replace::Program);
-        tracing::info!(config = %config_path.display(), mode = ?agent.config.mode, "agent started");
+        tracing::info!(config = %config_path.display(), mode = agent.config.mode.as_str(), "agent started");
         Ok(agent)
     }
 
