@@ -5,6 +5,7 @@
 //! sides agree byte for byte; the `user` feature adds `aya::Pod` for them.
 #![no_std]
 
+pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod event;

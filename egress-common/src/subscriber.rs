@@ -1,5 +1,7 @@
 //! Per-subscriber records kept by the dataplane in an LRU map.
 
+use crate::config::ipv6_mask;
+
 /// An IPv4 /32 or an IPv6 source masked to the configured prefix length.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -11,6 +13,35 @@ pub struct SubscriberKey {
     pub _pad: [u8; 2],
     /// IPv4 in the first four bytes, the rest zero.
     pub addr: [u8; 16],
+}
+
+impl SubscriberKey {
+    /// The key the dataplane records an IPv4 source under: the address itself.
+    pub fn ipv4(address: [u8; 4]) -> SubscriberKey {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&address);
+        SubscriberKey {
+            family: 4,
+            prefix_len: 32,
+            _pad: [0; 2],
+            addr,
+        }
+    }
+
+    /// The key the dataplane records an IPv6 source under: its first `prefix_len` bits.
+    pub fn ipv6(address: [u8; 16], prefix_len: u8) -> SubscriberKey {
+        let mask = ipv6_mask(prefix_len as u32);
+        let mut addr = address;
+        for (byte, bits) in addr.iter_mut().zip(mask) {
+            *byte &= bits;
+        }
+        SubscriberKey {
+            family: 6,
+            prefix_len,
+            _pad: [0; 2],
+            addr,
+        }
+    }
 }
 
 /// Everything the dataplane knows about one subscriber's blocked SMTP traffic.

@@ -1,6 +1,8 @@
 //! Byte-level frame building for seeds and the structure-aware target. Deliberately permissive:
 //! lengths and flags are whatever the caller says, so broken frames are as easy as good ones.
 
+use egress_common::checksum::internet_checksum;
+
 pub const SUBSCRIBER_V4: [u8; 4] = [100, 64, 0, 7];
 pub const MX_V4: [u8; 4] = [198, 51, 100, 25];
 pub const SUBSCRIBER_V6: [u8; 16] = [
@@ -141,15 +143,4 @@ pub fn udp(destination_port: u16, payload: &[u8]) -> Vec<u8> {
 /// Concatenates parts into one frame.
 pub fn join(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
-}
-
-fn internet_checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }

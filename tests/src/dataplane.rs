@@ -356,25 +356,15 @@ impl Dataplane {
 
 /// The subscriber key the dataplane uses for an IPv4 source.
 pub fn ipv4_subscriber(address: [u8; 4]) -> SubscriberKey {
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&address);
-    SubscriberKey {
-        family: 4,
-        prefix_len: 32,
-        _pad: [0; 2],
-        addr,
-    }
+    SubscriberKey::ipv4(address)
 }
 
 /// The subscriber key for an IPv6 source aggregated to `prefix_len`.
 pub fn ipv6_subscriber(address: [u8; 16], prefix_len: u32) -> SubscriberKey {
-    let mask = ipv6_mask(prefix_len);
-    SubscriberKey {
-        family: 6,
-        prefix_len: u8::try_from(prefix_len).expect("IPv6 prefix length <= 128"),
-        _pad: [0; 2],
-        addr: std::array::from_fn(|i| address[i] & mask[i]),
-    }
+    SubscriberKey::ipv6(
+        address,
+        u8::try_from(prefix_len).expect("IPv6 prefix length <= 128"),
+    )
 }
 
 fn ebpf_program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut P

@@ -212,25 +212,31 @@ fn xdp_program<'a>(
     ebpf: &'a mut Ebpf,
     interface: &InterfaceConfig,
 ) -> Result<&'a mut Xdp, AttachError> {
-    let missing = || AttachError::MissingProgram {
-        interface: interface.name.clone(),
-        hook: interface.hook.as_str(),
-        name: names::XDP_PROGRAM,
-    };
-    let program = ebpf.program_mut(names::XDP_PROGRAM).ok_or_else(missing)?;
-    program.try_into().map_err(|_| missing())
+    our_program(ebpf, interface, names::XDP_PROGRAM)
 }
 
 fn tc_program<'a>(
     ebpf: &'a mut Ebpf,
     interface: &InterfaceConfig,
 ) -> Result<&'a mut SchedClassifier, AttachError> {
+    our_program(ebpf, interface, names::TC_PROGRAM)
+}
+
+/// Program `name` of the object, as the type its hook needs.
+fn our_program<'a, P>(
+    ebpf: &'a mut Ebpf,
+    interface: &InterfaceConfig,
+    name: &'static str,
+) -> Result<&'a mut P, AttachError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program>,
+{
     let missing = || AttachError::MissingProgram {
         interface: interface.name.clone(),
         hook: interface.hook.as_str(),
-        name: names::TC_PROGRAM,
+        name,
     };
-    let program = ebpf.program_mut(names::TC_PROGRAM).ok_or_else(missing)?;
+    let program = ebpf.program_mut(name).ok_or_else(missing)?;
     program.try_into().map_err(|_| missing())
 }
 

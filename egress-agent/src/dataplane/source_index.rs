@@ -78,10 +78,7 @@ pub fn before_reconcile(
     direction: Direction,
     desired: &MapContents,
 ) -> Result<(), MapsError> {
-    let (v4, v6) = present(desired);
-    let (v4_bit, v6_bit) = empty_bits(direction);
-    let clear = if v4 { v4_bit } else { 0 } | if v6 { v6_bit } else { 0 };
-    update_flags(pins, 0, clear)
+    update_flags(pins, 0, empty_bits_where(direction, desired, true))
 }
 
 /// After a reconcile: lists now empty can be skipped.
@@ -90,10 +87,17 @@ pub fn after_reconcile(
     direction: Direction,
     desired: &MapContents,
 ) -> Result<(), MapsError> {
+    update_flags(pins, empty_bits_where(direction, desired, false), 0)
+}
+
+/// The "empty" bits of `direction` for the families that have entries in `desired`
+/// (`with_entries`) or that have none.
+fn empty_bits_where(direction: Direction, desired: &MapContents, with_entries: bool) -> u32 {
     let (v4, v6) = present(desired);
     let (v4_bit, v6_bit) = empty_bits(direction);
-    let set = if v4 { 0 } else { v4_bit } | if v6 { 0 } else { v6_bit };
-    update_flags(pins, set, 0)
+    let v4_bits = if v4 == with_entries { v4_bit } else { 0 };
+    let v6_bits = if v6 == with_entries { v6_bit } else { 0 };
+    v4_bits | v6_bits
 }
 
 /// Sets and clears `allowlist_flags` bits in the config map, keeping everything else.

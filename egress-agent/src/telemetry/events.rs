@@ -72,21 +72,28 @@ fn log(event: &SubscriberEvent, clocks: &Clocks) {
     let subscriber = subscribers::label(&event.subscriber);
     let destination = destination(event);
     let at = clock::rfc3339(clocks.wall_of(event.timestamp_ns));
+    // tracing fixes the level per call site, so one line shape is stamped out per level.
+    macro_rules! event_line {
+        ($level:ident, $name:literal, $message:literal) => {
+            tracing::$level!(
+                event = $name,
+                subscriber = %subscriber,
+                destination = %destination,
+                dst_port = event.dst_port,
+                at = %at,
+                $message
+            )
+        };
+    }
     match event.kind {
-        k if k == EventKind::FirstSeen as u32 => tracing::info!(
-            event = "first_seen",
-            subscriber = %subscriber,
-            destination = %destination,
-            dst_port = event.dst_port,
-            at = %at,
+        k if k == EventKind::FirstSeen as u32 => event_line!(
+            info,
+            "first_seen",
             "subscriber first seen sending to a blocked port"
         ),
-        k if k == EventKind::Flagged as u32 => tracing::warn!(
-            event = "flagged",
-            subscriber = %subscriber,
-            destination = %destination,
-            dst_port = event.dst_port,
-            at = %at,
+        k if k == EventKind::Flagged as u32 => event_line!(
+            warn,
+            "flagged",
             "subscriber crossed a bot-detection threshold"
         ),
         other => tracing::debug!(kind = other, "unknown subscriber event kind"),

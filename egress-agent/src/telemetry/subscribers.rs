@@ -7,7 +7,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
-use egress_common::{SubscriberKey, SubscriberRecord, config::ipv6_mask, subscriber::bits_set};
+use egress_common::{SubscriberKey, SubscriberRecord, subscriber::bits_set};
 
 use super::{SubscriberView, TelemetryContext, TelemetryError, read, scan};
 use crate::{
@@ -28,29 +28,8 @@ pub fn label(key: &SubscriberKey) -> String {
 /// The key under which the dataplane records `address`.
 pub fn key_of(address: IpAddr, ipv6_prefix_len: u8) -> SubscriberKey {
     match address {
-        IpAddr::V4(v4) => {
-            let mut addr = [0u8; 16];
-            addr[..4].copy_from_slice(&v4.octets());
-            SubscriberKey {
-                family: 4,
-                prefix_len: 32,
-                _pad: [0; 2],
-                addr,
-            }
-        }
-        IpAddr::V6(v6) => {
-            let mut addr = v6.octets();
-            let mask = ipv6_mask(u32::from(ipv6_prefix_len));
-            for (byte, mask) in addr.iter_mut().zip(mask) {
-                *byte &= mask;
-            }
-            SubscriberKey {
-                family: 6,
-                prefix_len: ipv6_prefix_len,
-                _pad: [0; 2],
-                addr,
-            }
-        }
+        IpAddr::V4(v4) => SubscriberKey::ipv4(v4.octets()),
+        IpAddr::V6(v6) => SubscriberKey::ipv6(v6.octets(), ipv6_prefix_len),
     }
 }
 

@@ -157,7 +157,11 @@ impl Dataplane {
         };
         for n in 0..count {
             table
-                .insert(subscriber_key_v4(frames::subscriber_v4(n)), record, 0)
+                .insert(
+                    SubscriberKey::ipv4(frames::subscriber_v4(n).octets()),
+                    record,
+                    0,
+                )
                 .with_context(|| format!("pre-filling {} at entry {n}", names::SUBSCRIBERS))?;
         }
         Ok(started.elapsed())
@@ -167,7 +171,7 @@ impl Dataplane {
         let mut table = self.subscribers()?;
         for address in addresses {
             // Absent means the LRU already evicted it: nothing to forget.
-            let _ = table.remove(&subscriber_key_v4(address));
+            let _ = table.remove(&SubscriberKey::ipv4(address.octets()));
         }
         Ok(())
     }
@@ -175,7 +179,7 @@ impl Dataplane {
     pub fn forget_v6(&mut self, addresses: impl Iterator<Item = Ipv6Addr>) -> Result<()> {
         let mut table = self.subscribers()?;
         for address in addresses {
-            let _ = table.remove(&subscriber_key_v6(address));
+            let _ = table.remove(&SubscriberKey::ipv6(address.octets(), 64));
         }
         Ok(())
     }
@@ -232,30 +236,5 @@ fn spec_defaults() -> DataplaneConfig {
         destination_bits_threshold: 5,
         allowlist_flags: 0,
         reserved: 0,
-    }
-}
-
-fn subscriber_key_v4(address: Ipv4Addr) -> SubscriberKey {
-    let mut addr = [0u8; 16];
-    addr[..4].copy_from_slice(&address.octets());
-    SubscriberKey {
-        family: 4,
-        prefix_len: 32,
-        _pad: [0; 2],
-        addr,
-    }
-}
-
-fn subscriber_key_v6(address: Ipv6Addr) -> SubscriberKey {
-    let mask = ipv6_mask(64);
-    let mut addr = address.octets();
-    for (byte, bits) in addr.iter_mut().zip(mask) {
-        *byte &= bits;
-    }
-    SubscriberKey {
-        family: 6,
-        prefix_len: 64,
-        _pad: [0; 2],
-        addr,
     }
 }

@@ -8,6 +8,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use egress_common::checksum::internet_checksum;
+
 pub const SUBSCRIBER_V4_BASE: u32 = u32::from_be_bytes([100, 112, 0, 0]);
 pub const SUBSCRIBER_V4_COUNT: u32 = 1 << 20;
 const SUBSCRIBER_V6: [u16; 3] = [0x2001, 0x0db8, 0xffff];
@@ -159,15 +161,4 @@ pub fn fix_checksums_v4(frame: &mut [u8]) {
     pseudo.extend_from_slice(&frame[34..34 + tcp_len]);
     let tcp = internet_checksum(&pseudo);
     frame[50..52].copy_from_slice(&tcp.to_be_bytes());
-}
-
-fn internet_checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
