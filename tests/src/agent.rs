@@ -10,6 +10,7 @@ pub mod foreign;
 pub mod kernel;
 mod lab;
 pub mod mutate;
+pub mod spoof;
 pub mod traffic;
 
 use std::{
