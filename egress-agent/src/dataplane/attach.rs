@@ -270,11 +270,11 @@ fn update_link(
     interface: &InterfaceConfig,
     link: FdLink,
 ) -> Result<(), AttachError> {
-    match interface.hook {
-        Hook::Xdp => {
-            let link = XdpLink::try_from(link)
-                .map_err(link_err(interface, "pinned link is not an XDP link"))?;
-            let program = xdp_program(ebpf, interface)?;
+    // Xdp and SchedClassifier share these methods by name only (no common trait).
+    macro_rules! swap {
+        ($link:ty, $program:ident, $not_ours:literal) => {{
+            let link = <$link>::try_from(link).map_err(link_err(interface, $not_ours))?;
+            let program = $program(ebpf, interface)?;
             let id = program
                 .attach_to_link(link)
                 .map_err(program_err(interface, "cannot update link"))?;
@@ -284,20 +284,15 @@ fn update_link(
                     .take_link(id)
                     .map_err(program_err(interface, "cannot take link"))?,
             );
-        }
-        Hook::TcEgress => {
-            let link = SchedClassifierLink::try_from(link)
-                .map_err(link_err(interface, "pinned link is not a tcx link"))?;
-            let program = tc_program(ebpf, interface)?;
-            let id = program
-                .attach_to_link(link)
-                .map_err(program_err(interface, "cannot update link"))?;
-            drop(
-                program
-                    .take_link(id)
-                    .map_err(program_err(interface, "cannot take link"))?,
-            );
-        }
+        }};
+    }
+    match interface.hook {
+        Hook::Xdp => swap!(XdpLink, xdp_program, "pinned link is not an XDP link"),
+        Hook::TcEgress => swap!(
+            SchedClassifierLink,
+            tc_program,
+            "pinned link is not a tcx link"
+        ),
     }
     Ok(())
 }
