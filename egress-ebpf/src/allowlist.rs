@@ -6,17 +6,16 @@
 //! empty is skipped.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use egress_common::{DataplaneConfig, Family, SmtpPacket, config::allowlist_flags, index};
+use egress_common::{Family, SmtpPacket, config::allowlist_flags, index};
 
 use crate::maps::{
-    CONFIG, DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_INDEX_V4, SOURCE_LONG_V4, SOURCES_V4,
-    SOURCES_V6,
+    DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_INDEX_V4, SOURCE_LONG_V4, SOURCES_V4, SOURCES_V6,
 };
 
 /// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
+/// `flags` are the config's `allowlist_flags`, read once per packet by the caller.
 #[inline(always)]
-pub fn source_allow_kind(packet: &SmtpPacket) -> u32 {
-    let flags = flags();
+pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
     match packet.family {
         Family::Ipv4 if flags & allowlist_flags::SOURCES_V4_INDEXED != 0 => {
             indexed_source_kind(ipv4(&packet.source))
@@ -34,8 +33,7 @@ pub fn source_allow_kind(packet: &SmtpPacket) -> u32 {
 }
 
 #[inline(always)]
-pub fn destination_allowed(packet: &SmtpPacket) -> bool {
-    let flags = flags();
+pub fn destination_allowed(packet: &SmtpPacket, flags: u32) -> bool {
     match packet.family {
         Family::Ipv4 if flags & allowlist_flags::DESTINATIONS_V4_EMPTY != 0 => false,
         Family::Ipv4 => DESTINATIONS_V4
@@ -60,15 +58,6 @@ fn indexed_source_kind(address: [u8; 4]) -> u32 {
     index::lookup(value, addr, |key| {
         unsafe { SOURCE_LONG_V4.get(key) }.copied()
     })
-}
-
-/// The agent's `allowlist_flags`; none (every lookup done) if the config map cannot be read.
-#[inline(always)]
-fn flags() -> u32 {
-    CONFIG
-        .get(0)
-        .map(|config: &DataplaneConfig| config.allowlist_flags)
-        .unwrap_or(0)
 }
 
 #[inline(always)]

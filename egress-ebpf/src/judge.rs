@@ -66,8 +66,9 @@ pub fn judge<P: Packet>(packet: &P) -> Action {
 
 #[inline(always)]
 fn judge_smtp(packet: &SmtpPacket) -> Action {
+    let config = config();
     let v4 = packet.family == Family::Ipv4;
-    let source_kind = source_allow_kind(packet);
+    let source_kind = source_allow_kind(packet, config.allowlist_flags);
     if source_kind & allow_kind::RELAY != 0 {
         count(pick(v4, Counter::AllowedRelayV4, Counter::AllowedRelayV6));
         return Action::Pass;
@@ -76,7 +77,7 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
         count(pick(v4, Counter::AllowedExemptV4, Counter::AllowedExemptV6));
         return Action::Pass;
     }
-    if destination_allowed(packet) {
+    if destination_allowed(packet, config.allowlist_flags) {
         count(pick(
             v4,
             Counter::AllowedDestinationV4,
@@ -84,7 +85,6 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
         ));
         return Action::Pass;
     }
-    let config = config();
     subscriber::record_blocked(packet, config);
     if config.monitor() {
         count(pick(v4, Counter::MonitoredV4, Counter::MonitoredV6));
