@@ -90,11 +90,17 @@ pub fn config_prefixes(config: &Config, kind: AllowKind) -> Vec<IpNet> {
 /// Every entry of the desired state: config entries first, then CLI entries not already in
 /// the config.
 pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
-    // A set, not a scan of `all`: allowlists reach millions of entries.
-    let mut seen: HashSet<(AllowKind, IpNet)> = HashSet::new();
-    let mut all = Vec::new();
-    for kind in AllowKind::ALL {
-        for prefix in config_prefixes(config, kind) {
+    // A set, not a scan of `all`: allowlists reach millions of entries. Sized up front so a
+    // reload of millions does not rehash and copy its way there.
+    let configured: Vec<(AllowKind, Vec<IpNet>)> = AllowKind::ALL
+        .into_iter()
+        .map(|kind| (kind, config_prefixes(config, kind)))
+        .collect();
+    let total = configured.iter().map(|(_, list)| list.len()).sum::<usize>() + cli.len();
+    let mut seen: HashSet<(AllowKind, IpNet)> = HashSet::with_capacity(total);
+    let mut all = Vec::with_capacity(total);
+    for (kind, prefixes) in configured {
+        for prefix in prefixes {
             if seen.insert((kind, prefix)) {
                 all.push(Entry {
                     prefix,
@@ -126,16 +132,28 @@ pub struct Desired {
 
 impl Desired {
     pub fn from_entries(entries: &[Entry]) -> Desired {
-        let mut desired = Desired::default();
-        for entry in entries {
-            let map = if entry.kind.is_source() {
-                &mut desired.sources
-            } else {
-                &mut desired.destinations
-            };
-            *map.entry(entry.prefix).or_insert(0) |= entry.kind.bit();
+        let contents = |source: bool| {
+            let mut bits: Vec<(IpNet, u32)> = entries
+                .iter()
+                .filter(|entry| entry.kind.is_source() == source)
+                .map(|entry| (entry.prefix, entry.kind.bit()))
+                .collect();
+            // Sorted and merged first: a BTreeMap built from sorted pairs is filled in one
+            // pass instead of a million tree inserts.
+            bits.sort_unstable();
+            bits.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1 |= later.1;
+                }
+                same
+            });
+            bits.into_iter().collect::<MapContents>()
+        };
+        Desired {
+            sources: contents(true),
+            destinations: contents(false),
         }
-        desired
     }
 
     /// Number of entries of each kind.

@@ -112,24 +112,31 @@ impl Agent {
         allowlist::entries(&self.config, self.store.entries())
     }
 
-    /// Refuses a desired state (config plus CLI entries) that would overflow an allowlist map.
+    /// Refuses a desired state (config plus CLI entries) that would overflow an allowlist map;
+    /// returns it when it fits.
     pub(super) fn check_capacity(
         &self,
         config: &Config,
         cli: &[Entry],
-    ) -> Result<(), capacity::CapacityError> {
+    ) -> Result<Desired, capacity::CapacityError> {
         let desired = Desired::from_entries(&allowlist::entries(config, cli));
-        capacity::check(&desired, self.dataplane.allowlist_capacity())
+        capacity::check(&desired, self.dataplane.allowlist_capacity())?;
+        Ok(desired)
     }
 
     /// Makes the kernel maps match the desired state; `cli` overrides the stored CLI entries
     /// (for a change being tried). Adds before removing within each map.
     pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
         let entries = allowlist::entries(&self.config, cli.unwrap_or(self.store.entries()));
-        let desired = Desired::from_entries(&entries);
+        self.reconcile_desired(&Desired::from_entries(&entries))
+    }
+
+    /// Makes the kernel maps hold `desired`, already built by the caller (a reload builds it
+    /// once for the capacity check and the reconcile: millions of entries).
+    fn reconcile_desired(&mut self, desired: &Desired) -> Result<(), MapsError> {
         let capacity = self.dataplane.allowlist_capacity();
         // Checked for every map before touching any, so an overflow changes nothing.
-        capacity::check(&desired, capacity)?;
+        capacity::check(desired, capacity)?;
         let pins = self.dataplane.pins();
         let sources =
             allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources, capacity)?;
@@ -267,7 +274,8 @@ impl Agent {
             }
         }
         // The whole change is checked before anything is touched.
-        self.check_capacity(&new, self.store.entries())
+        let desired = self
+            .check_capacity(&new, self.store.entries())
             .map_err(|source| DaemonError::Capacity {
                 file: self.config_path.clone(),
                 source,
@@ -281,7 +289,7 @@ impl Agent {
         let target = new_dataplane.as_ref().unwrap_or(&self.dataplane);
         target.apply_settings(&new)?;
         let old = std::mem::replace(&mut self.config, new);
-        if let Err(err) = self.reconcile_allowlists(None) {
+        if let Err(err) = self.reconcile_desired(&desired) {
             if let Err(restore) = self.dataplane.apply_settings(&old) {
                 tracing::error!(%restore, "cannot restore the previous dataplane settings");
             }

@@ -34,10 +34,17 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut ticker = tokio::time::interval(CHECK_INTERVAL);
+    // After a long reload, one check rather than a burst of the ticks it blocked.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut until_drift_check = agent.drift_check_ticks();
     loop {
         tokio::select! {
-            _ = hangup.recv() => agent.reload(),
+            _ = hangup.recv() => {
+                agent.reload();
+                // The reload just made the maps match, and the allowlist's size (which
+                // spreads the checks out) may have changed.
+                until_drift_check = agent.drift_check_ticks();
+            }
             _ = terminate.recv() => {
                 tracing::info!("SIGTERM: exiting, programs and maps stay pinned and enforcing");
                 break;
