@@ -93,6 +93,22 @@ fn quick_bench_produces_every_row_and_the_json() {
         );
         assert!(row["target"].is_string(), "{case}: no target");
     }
+    // Every timed case has all three readings: rotated over varied frames with repeat (the
+    // headline), one frame repeated, and every frame cold.
+    for row in rows.iter().filter(|row| {
+        row["unit"] == "ns"
+            && row["case"]
+                .as_str()
+                .is_some_and(|c| !c.starts_with("empty") && !c.contains("new subscriber"))
+    }) {
+        for reading in ["hot_median", "cold_median"] {
+            assert!(
+                row[reading].as_f64().is_some_and(f64::is_finite),
+                "{}: no {reading}, so it was not measured three ways: {row}",
+                row["case"]
+            );
+        }
+    }
     // Correctness, not timing: no packet may be misjudged while the agent reloads.
     let misjudged = rows
         .iter()

@@ -12,6 +12,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
@@ -69,6 +71,42 @@ fn owned_fd(raw: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw as i32) }
 }
 
+/// One eBPF instruction: opcode, registers, offset, immediate.
+pub fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes[0] = op;
+    bytes[1] = (src << 4) | dst;
+    bytes[2..4].copy_from_slice(&off.to_le_bytes());
+    bytes[4..8].copy_from_slice(&imm.to_le_bytes());
+    u64::from_le_bytes(bytes)
+}
+
+pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
+pub const MAP_TYPE_ARRAY: u32 = 2;
+
+/// Creates an unpinned map (gone with its last fd).
+pub fn create_map(map_type: u32, key_size: u32, value_size: u32, entries: u32) -> Result<OwnedFd> {
+    let mut attr = Attr::zeroed();
+    attr.put_u32(0, map_type);
+    attr.put_u32(4, key_size);
+    attr.put_u32(8, value_size);
+    attr.put_u32(12, entries);
+    let fd = bpf(BPF_MAP_CREATE, &mut attr).with_context(|| {
+        format!("BPF_MAP_CREATE type {map_type} ({entries} x {value_size}-byte values)")
+    })?;
+    Ok(owned_fd(fd))
+}
+
+pub fn update_elem(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> Result<()> {
+    let mut attr = Attr::zeroed();
+    attr.put_u32(0, map.as_raw_fd() as u32);
+    attr.put_u64(8, key.as_ptr() as u64);
+    attr.put_u64(16, value.as_ptr() as u64);
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr)
+        .with_context(|| format!("BPF_MAP_UPDATE_ELEM on map fd {}", map.as_raw_fd()))?;
+    Ok(())
+}
+
 /// Loads `r0 = XDP_PASS; exit`: the harness cost every figure is measured above.
 pub fn load_empty_xdp() -> Result<OwnedFd> {
     load_verdict_xdp("egress_nop", 2)
@@ -81,17 +119,63 @@ pub fn load_drop_all_xdp() -> Result<OwnedFd> {
 
 /// `r0 = verdict; exit` (BPF_ALU64|BPF_MOV|BPF_K, BPF_JMP|BPF_EXIT).
 fn load_verdict_xdp(name: &str, verdict: u8) -> Result<OwnedFd> {
-    load_xdp(
+    load_verdict_xdp_as(name, verdict, Flavor::PLAIN)
+}
+
+/// The empty program in a given flavor (to share a tail-call map with another program).
+pub fn load_empty_xdp_as(flavor: Flavor) -> Result<OwnedFd> {
+    load_verdict_xdp_as("egress_nop", 2, flavor)
+}
+
+fn load_verdict_xdp_as(name: &str, verdict: u8, flavor: Flavor) -> Result<OwnedFd> {
+    load_xdp_as(
         name,
         &[
             u64::from_le_bytes([0xb7, 0, 0, 0, verdict, 0, 0, 0]),
             u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
         ],
+        flavor,
     )
 }
 
+/// What a program's tail-call partners must share with it (the kernel refuses a prog-array
+/// entry whose expected attach type or frags support differs from the array's first program).
+#[derive(Clone, Copy, Debug)]
+pub struct Flavor {
+    pub expected_attach_type: u32,
+    pub prog_flags: u32,
+}
+
+impl Flavor {
+    /// What `load_xdp` uses: no expected attach type, no frags.
+    pub const PLAIN: Flavor = Flavor {
+        expected_attach_type: 0,
+        prog_flags: 0,
+    };
+    /// The flavors an XDP program loaded by aya, libbpf or libxdp can have.
+    pub const XDP_ALL: [Flavor; 3] = [
+        Flavor {
+            expected_attach_type: BPF_XDP,
+            prog_flags: 0,
+        },
+        Flavor {
+            expected_attach_type: BPF_XDP,
+            prog_flags: BPF_F_XDP_HAS_FRAGS,
+        },
+        Flavor::PLAIN,
+    ];
+}
+
+const BPF_XDP: u32 = 37;
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+
 /// Loads hand-assembled XDP instructions (`name` at most 15 bytes).
 pub fn load_xdp(name: &str, insns: &[u64]) -> Result<OwnedFd> {
+    load_xdp_as(name, insns, Flavor::PLAIN)
+}
+
+/// `load_xdp` with a given flavor.
+pub fn load_xdp_as(name: &str, insns: &[u64], flavor: Flavor) -> Result<OwnedFd> {
     let license = CString::new("GPL").context("license string")?;
     let mut log = vec![0u8; 4096];
     let mut attr = Attr::zeroed();
@@ -102,6 +186,8 @@ pub fn load_xdp(name: &str, insns: &[u64]) -> Result<OwnedFd> {
     attr.put_u32(24, 1);
     attr.put_u32(28, log.len() as u32);
     attr.put_u64(32, log.as_mut_ptr() as u64);
+    attr.put_u32(44, flavor.prog_flags);
+    attr.put_u32(68, flavor.expected_attach_type);
     let name = &name.as_bytes()[..name.len().min(15)];
     attr.0[48..48 + name.len()].copy_from_slice(name);
     match bpf(BPF_PROG_LOAD, &mut attr) {

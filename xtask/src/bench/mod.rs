@@ -16,6 +16,7 @@ mod object;
 mod prefixes;
 mod reload;
 mod report;
+mod rotate;
 mod rows;
 mod veth;
 mod xdp_filter;

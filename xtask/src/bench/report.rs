@@ -6,7 +6,7 @@ use std::{fmt::Write as _, path::Path};
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::measure::Stats;
+use super::measure::{Measured, Stats};
 
 /// A spec target: the figure must stay at or below / at or above a bound.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +52,8 @@ pub struct Row {
     pub runs: Vec<f64>,
     /// The same figure measured the flattering way (one frame, repeat >= 10^6).
     pub hot_median: Option<f64>,
+    /// The same figure with every frame run cold (`repeat = 1`, a syscall between runs).
+    pub cold_median: Option<f64>,
     pub unit: &'static str,
     pub target: Target,
     pub note: String,
@@ -70,6 +72,7 @@ impl Row {
             spread: Some(stats.spread),
             runs: stats.runs.clone(),
             hot_median: None,
+            cold_median: None,
             unit,
             target,
             note: String::new(),
@@ -77,10 +80,19 @@ impl Row {
     }
 
     #[must_use]
-    pub fn with_hot(mut self, hot: Option<&Stats>) -> Row {
-        if let Some(hot) = hot {
+    /// Notes the other two readings of a rotated measurement: one frame repeated (the spec's
+    /// method as written) and every frame cold with `repeat = 1`.
+    pub fn with_context(mut self, measured: &Measured) -> Row {
+        if let Some(hot) = &measured.hot_above_empty {
             self.hot_median = Some(hot.median);
-            self.note = format!("1 frame x repeat: {:.1} {}", hot.median, self.unit);
+            self.note = format!("1 frame: {:.1} {}", hot.median, self.unit);
+        }
+        if measured.rotated.is_some() {
+            self.cold_median = Some(measured.above_empty.median);
+            self.note = format!(
+                "{}; cold (repeat 1): {:.1} {}",
+                self.note, measured.above_empty.median, self.unit
+            );
         }
         self
     }
@@ -111,6 +123,7 @@ impl Row {
             "spread": self.spread,
             "runs": self.runs,
             "hot_median": self.hot_median,
+            "cold_median": self.cold_median,
             "unit": self.unit,
             "target": self.target.describe(self.unit),
             "met": self.met(),

@@ -59,7 +59,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
                 ));
             }
             if case == Case::BlockedTrackedV4 {
-                blocked.push(measured.above_empty.median);
+                blocked.push(measured.headline().median);
             }
             rows.push(case_row(
                 case,
@@ -134,11 +134,11 @@ fn target(case: Case, smallest: bool, full_tables: bool) -> Target {
 fn case_row(case: Case, label: &str, measured: &Measured, target: Target) -> Row {
     Row::measured(
         format!("{} [{label}]", case.name()),
-        &measured.above_empty,
+        measured.headline(),
         "ns",
         target,
     )
-    .with_hot(measured.hot_above_empty.as_ref())
+    .with_context(measured)
 }
 
 fn last_median(rows: &[Row], case: Case) -> f64 {
@@ -191,11 +191,11 @@ fn peers(
             out.push(
                 Row::measured(
                     format!("{name}, port 25 rule, same {what} as ours"),
-                    &measured.above_empty,
+                    measured.headline(),
                     "ns",
                     Target::Info,
                 )
-                .with_hot(measured.hot_above_empty.as_ref()),
+                .with_context(&measured),
             );
             let ours = last_median(rows, case);
             let (target, note) = if headline && index == 0 {
@@ -209,7 +209,7 @@ fn peers(
             out.push(
                 Row::measured(
                     format!("ours / {name}, {what} (above empty)"),
-                    &Stats::of(vec![ours / measured.above_empty.median]),
+                    &Stats::of(vec![ours / measured.headline().median]),
                     "x",
                     target,
                 )

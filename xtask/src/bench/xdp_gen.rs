@@ -18,7 +18,7 @@ use std::{
 use anyhow::{Result, bail};
 
 use super::{
-    bpf_sys,
+    bpf_sys::{self, insn},
     frames::{self, L4},
 };
 
@@ -29,16 +29,6 @@ const IP_ID: i16 = 14 + 4;
 const SOURCE_LOW_HALF: i16 = 14 + 14;
 const TCP_SOURCE_PORT: i16 = 14 + 20;
 const TEMPLATE_MIN_LEN: i32 = 54;
-
-/// One eBPF instruction: opcode, registers, offset, immediate.
-fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes[0] = op;
-    bytes[1] = (src << 4) | dst;
-    bytes[2..4].copy_from_slice(&off.to_le_bytes());
-    bytes[4..8].copy_from_slice(&imm.to_le_bytes());
-    u64::from_le_bytes(bytes)
-}
 
 const MOV64_REG: u8 = 0xbf;
 const MOV64_IMM: u8 = 0xb7;
