@@ -14,7 +14,6 @@ use std::{
     path::PathBuf,
     process::{Command, Stdio},
     sync::{
-        Arc, RwLock,
         atomic::{AtomicU32, Ordering},
         mpsc,
     },
@@ -152,11 +151,7 @@ impl PinnedDataplane {
 
     /// A telemetry context over these pins, as the daemon would build it.
     pub fn context(&self, config: Config, status: AgentStatus) -> TelemetryContext {
-        TelemetryContext {
-            pins: self.pins.clone(),
-            status: Arc::new(RwLock::new(status)),
-            config: Arc::new(RwLock::new(config)),
-        }
+        TelemetryContext::new(self.pins.clone(), status, config)
     }
 }
 

@@ -1,9 +1,6 @@
 //! The daemon's state and how it changes: start, reload, allowlist changes.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-};
+use std::path::{Path, PathBuf};
 
 use tokio::task::JoinHandle;
 
@@ -63,11 +60,7 @@ impl Agent {
         dataplane.apply_settings(&config)?;
         let store = Store::load(&StateLayout::new(&config.state_dir))?;
         let status = AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
-        let context = TelemetryContext {
-            pins: dataplane.pins().clone(),
-            status: Arc::new(RwLock::new(status)),
-            config: Arc::new(RwLock::new(config.clone())),
-        };
+        let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone());
         let mut agent = Agent {
             config_path: config_path.to_owned(),
             config,

@@ -4,9 +4,9 @@ use egress_common::Counter;
 
 use super::{
     TelemetryContext, TelemetryError,
+    census_cache::Snapshot,
     exposition::{Exposition, MetricType},
-    limiter, pinned, read,
-    subscribers::{self, Detector},
+    limiter, pinned, read, subscribers,
 };
 use crate::status::{AgentStatus, ByKind};
 
@@ -32,15 +32,14 @@ const OTHER_DROPS: [(Counter, &str); 3] = [
 
 /// The whole exposition, read now.
 pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
-    let max_series = read(&ctx.config).metrics.max_subscriber_series;
     let status = read(&ctx.status).clone();
+    let snapshot = ctx.census.current(ctx)?;
     let counters = pinned::counters(&ctx.pins)?;
-    let detector = Detector::now(ctx);
-    let census = subscribers::census(ctx, max_series, &detector)?;
 
     let mut out = Exposition::new();
     write_dataplane_counters(&mut out, &counters);
-    write_subscribers(&mut out, &census);
+    write_subscribers(&mut out, &snapshot.census);
+    write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
     Ok(out.finish())
 }
@@ -121,6 +120,21 @@ fn write_subscribers(out: &mut Exposition, census: &subscribers::Census) {
         MetricType::Gauge,
         "Subscribers with a record in the subscriber map.",
         census.tracked,
+    );
+}
+
+fn write_census(out: &mut Exposition, snapshot: &Snapshot) {
+    out.single(
+        "egress_subscriber_census_age_seconds",
+        MetricType::Gauge,
+        "Seconds since the subscriber-map scan behind the per-subscriber series, egress_suspected_bots and egress_tracked_subscribers started: every scrape scans while scans take under 100 ms, else it shows the last scan and starts the next.",
+        format!("{:.3}", snapshot.age().as_secs_f64()),
+    );
+    out.single(
+        "egress_subscriber_census_duration_seconds",
+        MetricType::Gauge,
+        "How long that scan took.",
+        format!("{:.3}", snapshot.took.as_secs_f64()),
     );
 }
 

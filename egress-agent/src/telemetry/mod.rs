@@ -7,8 +7,12 @@
 //! - `top` and `find` answer the `top` and `subscriber` control requests.
 //!
 //! Everything is read from the pinned maps when asked for (a scrape, a control request), never
-//! copied by a polling loop, so the numbers are those of the kernel at that moment.
+//! copied by a polling loop, so the numbers are those of the kernel at that moment. One
+//! exception keeps scrapes fast: once a scan of the subscriber map takes longer than 100 ms
+//! (hundreds of thousands of subscribers), `/metrics` shows the newest completed scan and starts
+//! the next one (`census_cache.rs`); `top` and `subscriber` still read the map when asked.
 
+mod census_cache;
 pub mod collector;
 mod detection;
 mod events;
@@ -30,12 +34,34 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{config::Config, paths::PinLayout, status::AgentStatus};
 
+pub use census_cache::TEST_SYNC_SCAN_BUDGET_ENV;
+
 /// Everything telemetry reads. The daemon updates `status` and `config` in place.
 #[derive(Clone)]
 pub struct TelemetryContext {
     pub pins: PinLayout,
     pub status: Arc<RwLock<AgentStatus>>,
     pub config: Arc<RwLock<Config>>,
+    census: Arc<census_cache::CensusCache>,
+}
+
+impl TelemetryContext {
+    pub fn new(pins: PinLayout, status: AgentStatus, config: Config) -> TelemetryContext {
+        TelemetryContext {
+            pins,
+            status: Arc::new(RwLock::new(status)),
+            config: Arc::new(RwLock::new(config)),
+            census: Arc::default(),
+        }
+    }
+
+    /// Moves `/metrics` to the background census once a scan takes longer than `budget`
+    /// (default 100 ms, or the test hook's value).
+    #[must_use]
+    pub fn with_sync_scan_budget(mut self, budget: std::time::Duration) -> TelemetryContext {
+        self.census = Arc::new(census_cache::CensusCache::with_budget(budget));
+        self
+    }
 }
 
 /// One subscriber as shown by `top`, `subscriber` and their `--json`.

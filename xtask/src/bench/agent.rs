@@ -29,6 +29,9 @@ pub struct AgentScale {
     pub bot_attempts: u32,
     pub max_tracked: u32,
     pub scrapes: usize,
+    /// Pause between scrapes (Prometheus scrapes every 15-60 s; the background scan a scrape
+    /// starts has landed by the next one).
+    pub scrape_interval: std::time::Duration,
     /// Exempt prefixes in the reloaded config.
     pub reload_prefixes: usize,
 }
@@ -68,14 +71,23 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
         )
         .with_note(format!("agent reports {tracked} subscribers tracked")),
     ];
-    println!("scraping /metrics {} times...", scale.scrapes);
+    println!(
+        "scraping /metrics {} times, {:?} apart...",
+        scale.scrapes, scale.scrape_interval
+    );
     let mut times = Vec::new();
-    let mut size = 0;
-    for _ in 0..scale.scrapes {
-        let (bytes, took) = agent.scrape()?;
-        size = bytes;
+    let (mut size, mut scan_ms, mut age_s) = (0, f64::NAN, f64::NAN);
+    for scrape in 0..scale.scrapes {
+        if scrape > 0 {
+            std::thread::sleep(scale.scrape_interval);
+        }
+        let (body, took) = agent.scrape()?;
+        size = body.len();
+        scan_ms = gauge(&body, "egress_subscriber_census_duration_seconds") * 1e3;
+        age_s = gauge(&body, "egress_subscriber_census_age_seconds");
         times.push(took.as_secs_f64() * 1e3);
     }
+    let first_ms = times.first().copied().unwrap_or(f64::NAN);
     agent.cli(&["top", "-n", "10"])?;
     let peak = agent.memory_kib("VmHWM")? as f64 / 1024.0;
     let now = agent.memory_kib("VmRSS")? as f64 / 1024.0;
@@ -98,7 +110,10 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
             "ms",
             Target::AtMost(250.0),
         )
-        .with_note(format!("{} scrapes, {size} bytes each", scale.scrapes)),
+        .with_note(format!(
+            "{} scrapes, {size} bytes; first {first_ms:.0} ms; map scan {scan_ms:.0} ms, data {age_s:.1} s old at the last",
+            scale.scrapes
+        )),
     );
     println!(
         "reloading a config with {} exempt prefixes under a test-run check...",
@@ -176,4 +191,13 @@ fn fill(link: &Path, scale: &AgentScale) -> Result<(u64, f64)> {
 /// A row of one figure (one run: no spread to show).
 fn one(case: String, value: f64, unit: &'static str, target: Target) -> Row {
     Row::measured(case, &Stats::of(vec![value]), unit, target)
+}
+
+/// The value of an unlabelled sample in an exposition (NaN when absent).
+fn gauge(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(f64::NAN)
 }

@@ -138,7 +138,8 @@ impl BenchAgent {
     }
 
     /// One `GET /metrics`, read to the end: the body size and the wall time it took.
-    pub fn scrape(&self) -> Result<(usize, Duration)> {
+    /// One `GET /metrics`: the whole answer and the wall time from connect to its end.
+    pub fn scrape(&self) -> Result<(String, Duration)> {
         self.netns.within(|| {
             let started = Instant::now();
             let mut stream = TcpStream::connect(METRICS)
@@ -158,7 +159,7 @@ impl BenchAgent {
                     String::from_utf8_lossy(&body[..body.len().min(80)])
                 );
             }
-            Ok((body.len(), took))
+            Ok((String::from_utf8_lossy(&body).into_owned(), took))
         })?
     }
 

@@ -92,6 +92,7 @@ impl Scale {
                     bot_attempts: 25,
                     max_tracked: 16_384,
                     scrapes: 3,
+                    scrape_interval: Duration::from_millis(100),
                     reload_prefixes: 1_000,
                 },
             }
@@ -121,6 +122,7 @@ impl Scale {
                     bot_attempts: 25,
                     max_tracked: 1_048_576,
                     scrapes: 7,
+                    scrape_interval: Duration::from_secs(2),
                     reload_prefixes: 1_000_000,
                 },
             }
