@@ -123,9 +123,7 @@ pub fn frames(case: Case, scale: &Scale, exempt: &[(Ipv4Addr, u8)]) -> Vec<Vec<u
             .enumerate()
             .map(|(i, source)| frames::ipv4(source, dest4(i), smtp()))
             .collect(),
-        Case::BlockedTrackedV4 => (0..n)
-            .map(|i| frames::ipv4(sub4(i), dest4(i), smtp()))
-            .collect(),
+        Case::BlockedTrackedV4 => blocked_v4(n),
         Case::BlockedTrackedV6 => (0..n)
             .map(|i| frames::ipv6(sub6(i), dest6(i), smtp()))
             .collect(),
@@ -136,6 +134,19 @@ pub fn frames(case: Case, scale: &Scale, exempt: &[(Ipv4Addr, u8)]) -> Vec<Vec<u
             .map(|(i, source)| frames::ipv6(source, dest6(i), smtp()))
             .collect(),
     }
+}
+
+/// SMTP SYNs from `count` tracked IPv4 subscribers (the blocked IPv4 case's frames).
+pub fn blocked_v4(count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            frames::ipv4(
+                frames::subscriber_v4(tracked_index(i)),
+                frames::destination_v4(i as u32),
+                smtp(),
+            )
+        })
+        .collect()
 }
 
 fn new_v4(scale: &Scale) -> impl Iterator<Item = (usize, Ipv4Addr)> {

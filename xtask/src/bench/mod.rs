@@ -8,6 +8,7 @@ mod blast;
 mod bpf_sys;
 mod cases;
 mod dataplane;
+mod floor;
 mod frames;
 mod lab;
 mod measure;
@@ -19,6 +20,7 @@ mod report;
 mod rotate;
 mod rows;
 mod veth;
+mod working_set;
 mod xdp_filter;
 mod xdp_gen;
 

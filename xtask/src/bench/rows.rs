@@ -19,7 +19,7 @@ use super::{
     measure::{Measured, NoHooks, Stats, measure},
     prefixes,
     report::{Row, Target},
-    veth, xdp_filter,
+    veth, working_set, xdp_filter,
 };
 
 pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<Row>> {
@@ -71,6 +71,8 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
         if step == 0 {
             let peers = peers(&rows, empty.as_fd(), scale, exempt)?;
             rows.extend(peers);
+            println!("working set: ours and the floor over more and more subscribers...");
+            rows.extend(working_set::rows(&mut dataplane, scale, &label, 0)?);
         }
         if size == scale.veth_step {
             println!("veth drop rate against nftables ({size} prefixes)...");
@@ -115,6 +117,13 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
         let measured = cases::run(case, &mut dataplane, empty.as_fd(), scale, exempt)?;
         rows.push(case_row(case, &label, &measured, target(case, false, true)));
     }
+    println!("working set with {} subscribers tracked...", scale.tracked);
+    rows.extend(working_set::rows(
+        &mut dataplane,
+        scale,
+        &label,
+        scale.tracked,
+    )?);
     // The agent's maps are its own: free the bench's before starting it.
     drop(dataplane);
     rows.extend(agent::rows(agent_binary, &scale.agent)?);
