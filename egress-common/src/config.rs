@@ -32,6 +32,21 @@ pub struct DataplaneConfig {
     pub reserved: u32,
 }
 
+const _: () = assert!(core::mem::offset_of!(DataplaneConfig, ipv6_mask) % 8 == 0);
+
+impl DataplaneConfig {
+    /// `ipv6_mask` as two native-endian words, to mask `SmtpPacket::source_words`.
+    #[inline(always)]
+    pub fn ipv6_mask_words(&self) -> [u64; 2] {
+        // SAFETY: 16 initialised bytes at an 8-aligned offset of a struct aligned for its u64s.
+        unsafe {
+            core::ptr::addr_of!(self.ipv6_mask)
+                .cast::<[u64; 2]>()
+                .read()
+        }
+    }
+}
+
 /// Bits of `DataplaneConfig::allowlist_flags`. Each one lets the dataplane skip work, so 0 (the
 /// state of a new config map) is always correct, only slower: the agent sets a bit once the
 /// shortcut is valid and clears it before the shortcut would become wrong.

@@ -3,7 +3,10 @@
 use crate::config::ipv6_mask;
 
 /// An IPv4 /32 or an IPv6 source masked to the configured prefix length.
-#[repr(C)]
+///
+/// 4-aligned (the layout is that of plain `repr(C)`: 20 bytes, no padding) so the dataplane
+/// writes the address as four words rather than sixteen bytes.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SubscriberKey {
     /// 4 or 6.
@@ -76,7 +79,13 @@ pub fn destination_bit(destination: &[u8; 16]) -> u32 {
     let mut lo = [0u8; 8];
     hi.copy_from_slice(&destination[..8]);
     lo.copy_from_slice(&destination[8..]);
-    let folded = u64::from_ne_bytes(hi) ^ u64::from_ne_bytes(lo).rotate_left(29);
+    destination_bit_of_words([u64::from_ne_bytes(hi), u64::from_ne_bytes(lo)])
+}
+
+/// `destination_bit` of an address given as two native-endian words (`SmtpPacket`'s).
+#[inline(always)]
+pub fn destination_bit_of_words([hi, lo]: [u64; 2]) -> u32 {
+    let folded = hi ^ lo.rotate_left(29);
     // The full splitmix64 finalizer: a single multiply spreads consecutive addresses (a bot
     // scanning a /24) evenly with no collisions, which makes linear counting overestimate by
     // 40% at 64 destinations; full avalanche makes them look random, as the estimator assumes.
@@ -91,6 +100,9 @@ pub fn destination_bit(destination: &[u8; 16]) -> u32 {
 pub fn bits_set(bitmap: &[u64; 2]) -> u64 {
     (bitmap[0].count_ones() + bitmap[1].count_ones()) as u64
 }
+
+const _: () =
+    assert!(size_of::<SubscriberKey>() == 20 && core::mem::offset_of!(SubscriberKey, addr) == 4);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SubscriberKey {}

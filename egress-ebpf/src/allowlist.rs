@@ -18,10 +18,10 @@ use crate::maps::{
 pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
     match packet.family {
         Family::Ipv4 if flags & allowlist_flags::SOURCES_V4_INDEXED != 0 => {
-            indexed_source_kind(ipv4(&packet.source))
+            indexed_source_kind(packet.source_v4())
         }
         Family::Ipv4 => SOURCES_V4
-            .get(Key::new(32, ipv4(&packet.source)))
+            .get(Key::new(32, packet.source_v4().to_be_bytes()))
             .copied()
             .unwrap_or(0),
         Family::Ipv6 if flags & allowlist_flags::SOURCES_V6_EMPTY != 0 => 0,
@@ -37,7 +37,7 @@ pub fn destination_allowed(packet: &SmtpPacket, flags: u32) -> bool {
     match packet.family {
         Family::Ipv4 if flags & allowlist_flags::DESTINATIONS_V4_EMPTY != 0 => false,
         Family::Ipv4 => DESTINATIONS_V4
-            .get(Key::new(32, ipv4(&packet.destination)))
+            .get(Key::new(32, packet.destination_v4().to_be_bytes()))
             .is_some(),
         Family::Ipv6 if flags & allowlist_flags::DESTINATIONS_V6_EMPTY != 0 => false,
         Family::Ipv6 => DESTINATIONS_V6
@@ -47,8 +47,7 @@ pub fn destination_allowed(packet: &SmtpPacket, flags: u32) -> bool {
 }
 
 #[inline(always)]
-fn indexed_source_kind(address: [u8; 4]) -> u32 {
-    let addr = u32::from_be_bytes(address);
+fn indexed_source_kind(addr: u32) -> u32 {
     let slot = index::slot_of(addr);
     let Some(word) = SOURCE_INDEX_V4.get(index::word_of(slot)) else {
         return 0;
@@ -58,9 +57,4 @@ fn indexed_source_kind(address: [u8; 4]) -> u32 {
     index::lookup(value, addr, |key| {
         unsafe { SOURCE_LONG_V4.get(key) }.copied()
     })
-}
-
-#[inline(always)]
-fn ipv4(address: &[u8; 16]) -> [u8; 4] {
-    [address[0], address[1], address[2], address[3]]
 }

@@ -3,7 +3,9 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use egress_common::{
     Counter, DataplaneConfig, EventKind, Family, SmtpPacket, SubscriberEvent, SubscriberKey,
-    SubscriberRecord, destination_bit, subscriber::bits_set,
+    SubscriberRecord,
+    parse::address_from_words,
+    subscriber::{bits_set, destination_bit_of_words},
 };
 
 use crate::maps::{EVENTS, SUBSCRIBERS, count};
@@ -19,7 +21,7 @@ pub fn record_blocked(packet: &SmtpPacket, config: &DataplaneConfig) {
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let key = subscriber_key(packet, config);
     let attempt = packet.is_connection_attempt() as u64;
-    let bit = destination_bit(&packet.destination);
+    let bit = destination_bit_of_words(packet.destination_words());
     let (word, mask) = ((bit >> 6) as usize & 1, 1u64 << (bit & 63));
 
     let record = match SUBSCRIBERS.get_ptr_mut(&key) {
@@ -113,21 +115,23 @@ fn check_thresholds(
     }
 }
 
+/// The source as the subscriber map's key: as two words, masked as two words for IPv6.
 #[inline(always)]
 fn subscriber_key(packet: &SmtpPacket, config: &DataplaneConfig) -> SubscriberKey {
-    let mut key = SubscriberKey {
-        family: packet.family as u8,
-        prefix_len: 32,
-        _pad: [0; 2],
-        addr: packet.source,
-    };
+    let [mut high, mut low] = packet.source_words();
+    let mut prefix_len = 32;
     if packet.family == Family::Ipv6 {
-        key.prefix_len = config.ipv6_prefix_len as u8;
-        for (byte, mask) in key.addr.iter_mut().zip(config.ipv6_mask.iter()) {
-            *byte &= *mask;
-        }
+        let [mask_high, mask_low] = config.ipv6_mask_words();
+        high &= mask_high;
+        low &= mask_low;
+        prefix_len = config.ipv6_prefix_len as u8;
     }
-    key
+    SubscriberKey {
+        family: packet.family as u8,
+        prefix_len,
+        _pad: [0; 2],
+        addr: address_from_words([high, low]),
+    }
 }
 
 #[inline(never)]

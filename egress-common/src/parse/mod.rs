@@ -25,23 +25,71 @@ pub enum Family {
 }
 
 /// An SMTP-bound packet: TCP to a blocked destination port with a readable header.
+///
+/// The addresses come first in an 8-aligned struct, so the dataplane reads, masks and hashes
+/// them as two 64-bit words instead of sixteen bytes (eBPF has no unaligned loads: a byte
+/// array of unknown alignment costs a load per byte).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SmtpPacket {
-    pub family: Family,
     /// IPv4 addresses occupy the first four bytes, the rest zero.
     pub source: [u8; 16],
     pub destination: [u8; 16],
-    pub destination_port: u16,
+    pub family: Family,
     pub tcp_flags: u8,
+    pub destination_port: u16,
     /// IP-layer length in bytes (header plus payload).
     pub ip_len: u16,
 }
+
+const _: () = assert!(
+    core::mem::offset_of!(SmtpPacket, source) % 8 == 0
+        && core::mem::offset_of!(SmtpPacket, destination) % 8 == 0
+);
 
 impl SmtpPacket {
     /// A connection attempt: SYN without ACK (ECE, CWR, FIN, PSH, data do not matter).
     pub const fn is_connection_attempt(&self) -> bool {
         self.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN
     }
+
+    /// The source as two native-endian words (its bytes in memory order).
+    #[inline(always)]
+    pub fn source_words(&self) -> [u64; 2] {
+        // SAFETY: 16 initialised bytes at an 8-aligned offset of an 8-aligned struct.
+        unsafe { core::ptr::addr_of!(self.source).cast::<[u64; 2]>().read() }
+    }
+
+    #[inline(always)]
+    pub fn destination_words(&self) -> [u64; 2] {
+        // SAFETY: as `source_words`.
+        unsafe {
+            core::ptr::addr_of!(self.destination)
+                .cast::<[u64; 2]>()
+                .read()
+        }
+    }
+
+    /// An IPv4 source as a number (`a.b.c.d` is `a << 24 | ... | d`).
+    #[inline(always)]
+    pub fn source_v4(&self) -> u32 {
+        // SAFETY: 4 initialised bytes at an 8-aligned offset of an 8-aligned struct.
+        u32::from_be(unsafe { core::ptr::addr_of!(self.source).cast::<u32>().read() })
+    }
+
+    /// An IPv4 destination as a number.
+    #[inline(always)]
+    pub fn destination_v4(&self) -> u32 {
+        // SAFETY: as `source_v4`.
+        u32::from_be(unsafe { core::ptr::addr_of!(self.destination).cast::<u32>().read() })
+    }
+}
+
+/// Sixteen address bytes from two native-endian words (the inverse of `source_words`).
+#[inline(always)]
+pub fn address_from_words(words: [u64; 2]) -> [u8; 16] {
+    // SAFETY: both are 16 bytes of plain data; every bit pattern is valid for either.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(words) }
 }
 
 /// Why a frame that might be SMTP-bound cannot be judged on its headers. Enforce mode drops it.
