@@ -21,8 +21,19 @@ struct LoadTimePorts;
 impl BlockedPorts for LoadTimePorts {
     #[inline(always)]
     fn is_blocked(&self, port: u16) -> bool {
-        // SAFETY: the index is below 1024 by construction; volatile keeps the compiler from
-        // folding in the default value the agent overrides.
+        // SAFETY (all three reads): in bounds of the global by construction (the index is below
+        // 1024); volatile keeps the compiler from folding in the default value the agent
+        // overrides.
+        let (lowest, highest) = unsafe {
+            (
+                core::ptr::read_volatile(core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.lowest)),
+                core::ptr::read_volatile(core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.highest)),
+            )
+        };
+        // Most traffic is to ports outside the blocked range: no bitmap load for it.
+        if port < lowest || port > highest {
+            return false;
+        }
         let word = unsafe {
             core::ptr::read_volatile(
                 core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.words)
