@@ -114,10 +114,21 @@ pub fn sync<T: BorrowMut<MapData>>(
     if remove_first {
         remove_stale(long, &current, &mut report)?;
     }
-    for (key, kind, have) in &changed {
-        long.insert(key, kind, 0).map_err(long_err)?;
+    let keys: Vec<LongKey> = changed.iter().map(|(key, _, _)| *key).collect();
+    let kinds: Vec<u32> = changed.iter().map(|(_, kind, _)| *kind).collect();
+    let written = crate::batch::update(long.map().fd().as_fd(), &keys, &kinds);
+    let applied = written
+        .as_ref()
+        .map_or_else(|err| err.applied, |()| changed.len());
+    for (_, kind, have) in &changed[..applied] {
         report.long_written += 1;
         report.count(have.unwrap_or(0) ^ kind);
+    }
+    if let Err(err) = written {
+        return Err(long_err(MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_update_batch",
+            io_error: err.source,
+        })));
     }
     let mut expected = std::vec![0u64; WINDOW_WORDS as usize];
     for first_word in (0..WORDS).step_by(WINDOW_WORDS as usize) {

@@ -5,6 +5,8 @@
 //! sides agree byte for byte; the `user` feature adds `aya::Pod` for them.
 #![no_std]
 
+#[cfg(feature = "user")]
+pub mod batch;
 pub mod checksum;
 pub mod config;
 pub mod counters;

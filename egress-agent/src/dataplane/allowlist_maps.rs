@@ -5,8 +5,13 @@
 //! prefix being removed never lets more through than before. A failed insert (a full map)
 //! rolls back what this call inserted: the change is all-or-nothing.
 
-use aya::maps::{LpmTrie, MapData, MapError, lpm_trie::Key};
-use egress_common::names;
+use std::os::fd::AsFd;
+
+use aya::{
+    maps::{IterableMap as _, LpmTrie, MapData, MapError, lpm_trie::Key},
+    sys::SyscallError,
+};
+use egress_common::{batch, names};
 use ipnet::IpNet;
 
 use super::{
@@ -93,6 +98,42 @@ impl Tries {
         }
     }
 
+    /// Inserts `changes` (IPv4 ones first) a batch of thousands per syscall. On failure:
+    /// how many went in, and the error of the next one.
+    fn insert_all(
+        &mut self,
+        changes: &[(IpNet, u32, Option<u32>)],
+    ) -> Result<(), (usize, MapError)> {
+        let mut keys_v4 = Vec::new();
+        let mut keys_v6 = Vec::new();
+        let mut values_v4 = Vec::new();
+        let mut values_v6 = Vec::new();
+        for (prefix, value, _) in changes {
+            match prefix {
+                IpNet::V4(net) => {
+                    keys_v4.push(Key::new(net.prefix_len().into(), net.network().octets()));
+                    values_v4.push(*value);
+                }
+                IpNet::V6(net) => {
+                    keys_v6.push(Key::new(net.prefix_len().into(), net.network().octets()));
+                    values_v6.push(*value);
+                }
+            }
+        }
+        let as_map_error = |err: batch::BatchError, before: usize| {
+            let io_error = err.source;
+            let source = MapError::SyscallError(SyscallError {
+                call: "bpf_map_update_batch",
+                io_error,
+            });
+            (before + err.applied, source)
+        };
+        batch::update(self.v4.map().fd().as_fd(), &keys_v4, &values_v4)
+            .map_err(|err| as_map_error(err, 0))?;
+        batch::update(self.v6.map().fd().as_fd(), &keys_v6, &values_v6)
+            .map_err(|err| as_map_error(err, keys_v4.len()))
+    }
+
     fn remove(&mut self, prefix: &IpNet) -> Result<(), MapError> {
         match prefix {
             IpNet::V4(net) => self
@@ -153,20 +194,23 @@ fn reconcile_tries(
         );
         applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
     }
-    let mut inserted: Vec<(IpNet, Option<u32>)> = Vec::new();
-    for (prefix, value) in desired {
-        let before = current.get(prefix).copied();
-        if before == Some(*value) {
-            continue;
-        }
-        if let Err(source) = tries.insert(prefix, *value) {
-            roll_back(&mut tries, &inserted);
-            let name = tries.name_of(prefix);
-            return Err(map_error(pins, name)(source));
-        }
-        inserted.push((*prefix, before));
+    // IPv4 first, then IPv6: the order the batches go in, so a failure's count says which
+    // entries went in.
+    let mut changes: Vec<(IpNet, u32, Option<u32>)> = desired
+        .iter()
+        .filter_map(|(prefix, value)| {
+            let before = current.get(prefix).copied();
+            (before != Some(*value)).then_some((*prefix, *value, before))
+        })
+        .collect();
+    changes.sort_by_key(|(prefix, _, _)| matches!(prefix, IpNet::V6(_)));
+    if let Err((done, source)) = tries.insert_all(&changes) {
+        roll_back(&mut tries, &changes[..done]);
+        let failed = changes[done].0;
+        tracing::error!(prefix = %failed, err = %source, "allowlist insert failed; change rolled back");
+        return Err(map_error(pins, tries.name_of(&failed))(source));
     }
-    applied.inserted = inserted.len() as u64;
+    applied.inserted = changes.len() as u64;
     if !remove_first {
         applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
     }
@@ -203,8 +247,8 @@ fn remove_stale(
     Ok(removed)
 }
 
-fn roll_back(tries: &mut Tries, inserted: &[(IpNet, Option<u32>)]) {
-    for (prefix, before) in inserted.iter().rev() {
+fn roll_back(tries: &mut Tries, inserted: &[(IpNet, u32, Option<u32>)]) {
+    for (prefix, _, before) in inserted.iter().rev() {
         let result = match before {
             Some(value) => tries.insert(prefix, *value),
             None => tries.remove(prefix),
