@@ -91,9 +91,24 @@ pub fn sync<T: BorrowMut<MapData>>(
         source,
     };
     let mut current: StdHashMap<LongKey, u32> = StdHashMap::new();
-    for item in long.iter() {
-        let (key, value) = item.map_err(long_err)?;
-        current.insert(key, value);
+    let batched = crate::batch::lookup_all(long.map().fd().as_fd(), |key: &LongKey, value| {
+        current.insert(*key, *value);
+    });
+    match batched {
+        Ok(_) => {}
+        Err(err) if crate::batch::unsupported(&err) => {
+            current.clear();
+            for item in long.iter() {
+                let (key, value) = item.map_err(long_err)?;
+                current.insert(key, value);
+            }
+        }
+        Err(io_error) => {
+            return Err(long_err(MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error,
+            })));
+        }
     }
     let mut report = SyncReport::default();
     let in_map = current.len();

@@ -1,6 +1,7 @@
-//! `egress_common::batch::update` against the real kernel, on the map types the agent fills
-//! with it (an LPM trie as the allowlists, a hash as the IPv4 index's long prefixes): every
-//! entry lands, and a map that fills up mid-batch reports exactly how many went in.
+//! `egress_common::batch` against the real kernel, on the map types the agent uses it for (an
+//! LPM trie as the allowlists, a hash as the IPv4 index's long prefixes): every entry of an
+//! update lands and reads back whole, and a map that fills up mid-batch reports exactly how
+//! many went in.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
@@ -66,6 +67,22 @@ fn every_entry_of_a_multi_batch_update_lands_in_a_trie_and_a_hash() {
     for n in [0, count - 1] {
         assert_eq!(lookup::<_, u32>(&hash, &long[n as usize]), Some(n % 3 + 1));
     }
+    let mut total = 0u64;
+    let read = batch::lookup_all(hash.as_fd(), |key: &LongKey, value: &u32| {
+        let n = u32::from_be_bytes(key.addr) - 0x6440_0000;
+        assert_eq!(*value, n % 3 + 1, "{key:?}");
+        total += 1;
+    })
+    .expect("batch lookup of a hash");
+    assert_eq!((read, total), (u64::from(count), u64::from(count)));
+}
+
+/// The trie key as the kernel lays it out, with `Default` for the batch buffers.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RawKey {
+    prefix_len: u32,
+    data: [u8; 4],
 }
 
 #[test]

@@ -20,6 +20,23 @@ use super::{
 };
 use crate::{allowlist::MapContents, paths::PinLayout};
 
+/// An LPM trie key as the kernel lays it out (aya's `Key`, with `Default` for batch buffers).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TrieKey<const N: usize> {
+    prefix_len: u32,
+    data: [u8; N],
+}
+
+impl<const N: usize> Default for TrieKey<N> {
+    fn default() -> Self {
+        TrieKey {
+            prefix_len: 0,
+            data: [0; N],
+        }
+    }
+}
+
 /// Source (relay, exempt) or destination tries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -59,7 +76,33 @@ impl Tries {
         })
     }
 
+    /// Both tries' entries: in batches where the kernel can (a million entries in about a
+    /// second instead of two million syscalls), else one by one.
     fn read(&self) -> Result<MapContents, MapError> {
+        let mut contents = MapContents::new();
+        let batched = batch::lookup_all(self.v4.map().fd().as_fd(), |key: &TrieKey<4>, value| {
+            if let Ok(net) = ipnet::Ipv4Net::new(key.data.into(), key.prefix_len as u8) {
+                contents.insert(IpNet::V4(net), *value);
+            }
+        })
+        .and_then(|_| {
+            batch::lookup_all(self.v6.map().fd().as_fd(), |key: &TrieKey<16>, value| {
+                if let Ok(net) = ipnet::Ipv6Net::new(key.data.into(), key.prefix_len as u8) {
+                    contents.insert(IpNet::V6(net), *value);
+                }
+            })
+        });
+        match batched {
+            Ok(_) => Ok(contents),
+            Err(err) if batch::unsupported(&err) => self.read_one_by_one(),
+            Err(io_error) => Err(MapError::SyscallError(SyscallError {
+                call: "bpf_map_lookup_batch",
+                io_error,
+            })),
+        }
+    }
+
+    fn read_one_by_one(&self) -> Result<MapContents, MapError> {
         let mut contents = MapContents::new();
         for item in self.v4.iter() {
             let (key, value) = item?;
