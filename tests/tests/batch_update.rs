@@ -78,6 +78,7 @@ fn every_entry_of_a_multi_batch_update_lands_in_a_trie_and_a_hash() {
 }
 
 /// The trie key as the kernel lays it out, with `Default` for the batch buffers.
+#[expect(dead_code, reason = "only ever filled in by the kernel")]
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct RawKey {

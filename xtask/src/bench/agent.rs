@@ -121,18 +121,46 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
     );
     let outcome = reload::measure(&agent, &link, initial, &exempt, scale.tracked)?;
     let prefixes = short(exempt.len());
+    rows.extend(reload_rows(
+        &format!("agent reload of {prefixes} prefixes (SIGHUP to status)"),
+        &outcome,
+        "one run: SIGHUP until `status --json` reports the new allowlist",
+    ));
+    println!("replacing one of the {prefixes} exempt prefixes...");
+    let (replaced, change) = reload::measure_replace(&agent, &link, &exempt, scale.tracked)?;
+    rows.extend(reload_rows(
+        &format!("agent reload of {prefixes} prefixes, one replaced (SIGHUP to effect)"),
+        &replaced,
+        &format!("one run: SIGHUP until the dataplane judges by the change ({change})"),
+    ));
+    let after = agent.memory_kib("VmHWM")? as f64 / 1024.0;
     rows.push(
         one(
-            format!("agent reload of {prefixes} prefixes (SIGHUP to status)"),
+            format!("agent peak RSS after the {prefixes}-prefix reloads"),
+            after,
+            "MiB",
+            Target::Info,
+        )
+        .with_note("VmHWM: the config and allowlist held in memory"),
+    );
+    Ok(rows)
+}
+
+/// The time row and the misjudged-packets row of one reload.
+fn reload_rows(what: &str, outcome: &reload::ReloadOutcome, how: &str) -> [Row; 2] {
+    [
+        one(
+            format!("{what} (SIGHUP to effect)"),
             outcome.seconds,
             "s",
             Target::AtMost(5.0),
         )
-        .with_note("one run: SIGHUP until `status --json` reports the new allowlist"),
-    );
-    rows.push(
+        .with_note(how),
         one(
-            format!("agent reload of {prefixes} prefixes: packets misjudged"),
+            format!(
+                "{}: packets misjudged",
+                what.split(" (").next().unwrap_or(what)
+            ),
             outcome.misjudged as f64,
             "pkts",
             Target::AtMost(0.0),
@@ -144,18 +172,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
             ),
             Some(first) => format!("of {} test runs; first: {first}", outcome.checked),
         }),
-    );
-    let after = agent.memory_kib("VmHWM")? as f64 / 1024.0;
-    rows.push(
-        one(
-            format!("agent peak RSS after the {prefixes}-prefix reload"),
-            after,
-            "MiB",
-            Target::Info,
-        )
-        .with_note("VmHWM: the config and allowlist held in memory"),
-    );
-    Ok(rows)
+    ]
 }
 
 /// One SYN per subscriber, then the bots' extra attempts to many destinations; every verdict
