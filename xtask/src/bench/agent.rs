@@ -149,13 +149,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
 /// The time row and the misjudged-packets row of one reload.
 fn reload_rows(what: &str, outcome: &reload::ReloadOutcome, how: &str) -> [Row; 2] {
     [
-        one(
-            format!("{what} (SIGHUP to effect)"),
-            outcome.seconds,
-            "s",
-            Target::AtMost(5.0),
-        )
-        .with_note(how),
+        one(what.to_owned(), outcome.seconds, "s", Target::AtMost(5.0)).with_note(how),
         one(
             format!(
                 "{}: packets misjudged",

@@ -97,24 +97,31 @@ pub fn measure_replace(
 /// A prefix of `current` whose host no other prefix covers, and a /32 in the exempt area
 /// that none covers: their verdicts must flip when the reload takes effect.
 fn replacement(current: &[(Ipv4Addr, u8)]) -> Result<(usize, Ipv4Addr)> {
-    let covered = |host: Ipv4Addr, except: Option<usize>| {
-        current.iter().enumerate().any(|(index, &(base, len))| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            Some(index) != except && u32::from(host) & mask == u32::from(base)
+    let network =
+        |address: u32, len: u8| address & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    let prefixes: std::collections::HashSet<(u32, u8)> = current
+        .iter()
+        .map(|&(base, len)| (network(u32::from(base), len), len))
+        .collect();
+    // Whether a prefix other than `except` contains `host`: one probe per length.
+    let covered = |host: Ipv4Addr, except: Option<(Ipv4Addr, u8)>| {
+        let except = except.map(|(base, len)| (u32::from(base), len));
+        (0..=32u8).any(|len| {
+            let key = (network(u32::from(host), len), len);
+            Some(key) != except && prefixes.contains(&key)
         })
     };
     let removed = (0..current.len())
         .rev()
         .find(|&index| {
             let host = prefixes::hosts_v4(&current[index..=index], 1)[0];
-            !covered(host, Some(index))
+            !covered(host, Some(current[index]))
         })
         .ok_or_else(|| anyhow::anyhow!("every exempt prefix is covered by another"))?;
     let added = (0..1u32 << 16)
         .map(|k| {
-            Ipv4Addr::from(
-                u32::from(Ipv4Addr::new(100, 64, 0, 0)) + k.wrapping_mul(4099) % (3 << 20),
-            )
+            let offset = k.wrapping_mul(4099) % (3 << 20);
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + offset)
         })
         .find(|&host| !covered(host, None))
         .ok_or_else(|| anyhow::anyhow!("no uncovered address left in the exempt area"))?;
