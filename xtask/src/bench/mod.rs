@@ -10,6 +10,7 @@ mod cases;
 mod dataplane;
 mod floor;
 mod frames;
+mod growth;
 mod lab;
 mod measure;
 mod nft;

@@ -16,6 +16,7 @@ use super::{
     Scale, agent, bpf_sys,
     cases::{self, Case, XDP_DROP, XDP_PASS},
     dataplane::Dataplane,
+    growth,
     measure::{Measured, NoHooks, Stats, measure},
     prefixes,
     report::{Row, Target},
@@ -28,8 +29,14 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     let exempt_v4 = prefixes::exempt_v4(largest - 1);
     let exempt_v6 = prefixes::exempt_v6(largest - 1);
     let mut dataplane = Dataplane::load(object)?;
+    // A second copy that keeps the smallest allowlist, for the growth row.
+    let mut smallest = Dataplane::load(object)?;
+    let first = scale.prefix_steps.first().copied().unwrap_or(10);
+    smallest.allow_v4(&exempt_v4[..first - 1], allow_kind::EXEMPT)?;
+    smallest.allow_v6(&exempt_v6[..first - 1], allow_kind::EXEMPT)?;
+    smallest.sync_source_index()?;
+    smallest.prefixes = first;
     let mut rows = Vec::new();
-    let mut blocked = Vec::new();
     for (step, &size) in scale.prefix_steps.iter().enumerate() {
         let fresh = dataplane.prefixes - 1..size - 1;
         let started = Instant::now();
@@ -58,9 +65,6 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
                     Target::Info,
                 ));
             }
-            if case == Case::BlockedTrackedV4 {
-                blocked.push(measured.headline().median);
-            }
             rows.push(case_row(
                 case,
                 &label,
@@ -84,7 +88,9 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
             )?);
         }
     }
-    rows.extend(growth(&blocked, scale));
+    println!("growth: the smallest and the largest allowlist, interleaved...");
+    rows.push(growth::row(&smallest, &dataplane, scale)?);
+    drop(smallest);
 
     println!(
         "filling the subscriber table with {} records...",
@@ -288,30 +294,6 @@ fn veth_rows(
         )
         .with_note("per-round ratios"),
     ])
-}
-
-fn growth(blocked: &[f64], scale: &Scale) -> Vec<Row> {
-    match (
-        blocked.first(),
-        blocked.last(),
-        scale.prefix_steps.first(),
-        scale.prefix_steps.last(),
-    ) {
-        (Some(small), Some(large), Some(from), Some(to)) if blocked.len() > 1 => vec![
-            Row::measured(
-                format!(
-                    "growth {} -> {} prefixes, blocked SYN IPv4",
-                    short(*from),
-                    short(*to)
-                ),
-                &Stats::of(vec![large / small]),
-                "x",
-                Target::AtMost(2.0),
-            )
-            .with_note("ratio of medians"),
-        ],
-        _ => Vec::new(),
-    }
 }
 
 /// 10, 10k, 1M.
