@@ -71,16 +71,6 @@ fn owned_fd(raw: i64) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(raw as i32) }
 }
 
-/// One eBPF instruction: opcode, registers, offset, immediate.
-pub fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes[0] = op;
-    bytes[1] = (src << 4) | dst;
-    bytes[2..4].copy_from_slice(&off.to_le_bytes());
-    bytes[4..8].copy_from_slice(&imm.to_le_bytes());
-    u64::from_le_bytes(bytes)
-}
-
 pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
 pub const MAP_TYPE_ARRAY: u32 = 2;
 

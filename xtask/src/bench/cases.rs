@@ -12,7 +12,7 @@ use super::{
     Scale,
     dataplane::Dataplane,
     frames::{self, L4},
-    measure::{Measured, Plan, RunHooks, measure},
+    measure::{Measured, Plan, RunHooks, measure, warm_up},
     prefixes,
 };
 
@@ -222,20 +222,12 @@ pub fn run(
             )
         }
         _ => {
-            // One untimed pass makes the tracked subscribers tracked before timing starts.
-            let warm = Plan {
-                runs: 1,
-                passes: 1,
-                hot_repeat: 0,
-            };
-            measure(
+            warm_up(
                 case.name(),
                 program.as_fd(),
                 empty,
                 &frames,
-                warm,
                 case.expected(),
-                &mut super::measure::NoHooks,
             )?;
             measure(
                 case.name(),

@@ -8,29 +8,20 @@
 
 use std::{
     net::Ipv4Addr,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
 };
 
 use anyhow::{Context as _, Result};
 use egress_common::{SubscriberKey, SubscriberRecord};
 
-use super::bpf_sys::{self, insn};
+use super::{
+    asm::{
+        ADD64_IMM, CALL, EXIT, HELPER_MAP_LOOKUP_ELEM, JEQ_IMM, JGT_REG, LDX_DW, LDX_W, MOV64_IMM,
+        MOV64_REG, ST_W, STX_DW, STX_W, insn, load_map_fd,
+    },
+    bpf_sys,
+};
 
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
-const ST_W: u8 = 0x62;
-const LDX_W: u8 = 0x61;
-const LDX_DW: u8 = 0x79;
-const STX_W: u8 = 0x63;
-const STX_DW: u8 = 0x7b;
-const MOV64_REG: u8 = 0xbf;
-const MOV64_IMM: u8 = 0xb7;
-const ADD64_IMM: u8 = 0x07;
-const LD_IMM64: u8 = 0x18;
-const JGT_REG: u8 = 0x2d;
-const JEQ_IMM: u8 = 0x15;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-const PSEUDO_MAP_FD: u8 = 1;
 const MAP_TYPE_LRU_HASH: u32 = 9;
 const IPV4_SOURCE: i16 = 14 + 12;
 const XDP_DROP: i32 = 1;
@@ -94,8 +85,9 @@ fn program(map: BorrowedFd<'_>, geometry: Geometry) -> Vec<u64> {
         insn(JGT_REG, 4, 3, 16, 0),        // short frame: to the pass
         insn(LDX_W, 5, 2, IPV4_SOURCE, 0), // r5 = source address
         insn(STX_W, 10, 5, address, 0),
-        insn(LD_IMM64, 1, PSEUDO_MAP_FD, 0, map.as_raw_fd()),
-        insn(0, 0, 0, 0, 0),
+    ]);
+    insns.extend(load_map_fd(1, map));
+    insns.extend([
         insn(MOV64_REG, 2, 10, 0, 0),
         insn(ADD64_IMM, 2, 0, 0, i32::from(key)),
         insn(CALL, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM),

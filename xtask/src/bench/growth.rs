@@ -11,7 +11,7 @@ use super::{
     Scale,
     cases::{self, Case, XDP_DROP},
     dataplane::Dataplane,
-    measure::{NoHooks, Plan, Stats, measure},
+    measure::{Stats, warm_up},
     report::{Row, Target},
     rotate::Rotated,
     rows::short,
@@ -24,21 +24,7 @@ pub fn row(small: &Dataplane, large: &Dataplane, scale: &Scale) -> Result<Row> {
     let mut rotated = Vec::new();
     for dataplane in [small, large] {
         let program = dataplane.xdp_fd()?;
-        // One cold pass makes every subscriber tracked before timing starts.
-        let warm = Plan {
-            runs: 1,
-            passes: 1,
-            hot_repeat: 0,
-        };
-        measure(
-            name,
-            program,
-            empty.as_fd(),
-            &frames,
-            warm,
-            XDP_DROP,
-            &mut NoHooks,
-        )?;
+        warm_up(name, program, empty.as_fd(), &frames, XDP_DROP)?;
         rotated.push(Rotated::new(program, &frames)?);
     }
     let (mut ratios, mut small_ns, mut large_ns) = (Vec::new(), Vec::new(), Vec::new());

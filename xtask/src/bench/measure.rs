@@ -143,3 +143,20 @@ impl Measured {
         self.rotated.as_ref().unwrap_or(&self.above_empty)
     }
 }
+
+/// One untimed pass over `frames`, so the subscribers they come from are tracked before a
+/// steady case is timed (and every verdict is checked once).
+pub fn warm_up(
+    case: &str,
+    program: BorrowedFd<'_>,
+    empty: BorrowedFd<'_>,
+    frames: &[Vec<u8>],
+    expected: u32,
+) -> Result<()> {
+    let once = Plan {
+        runs: 1,
+        passes: 1,
+        hot_repeat: 0,
+    };
+    measure(case, program, empty, frames, once, expected, &mut NoHooks).map(|_| ())
+}

@@ -4,6 +4,7 @@
 
 mod agent;
 mod agent_lab;
+mod asm;
 mod blast;
 mod bpf_sys;
 mod cases;

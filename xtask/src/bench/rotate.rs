@@ -12,42 +12,20 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use anyhow::{Context as _, Result, bail, ensure};
 
 use super::{
-    bpf_sys::{self, Flavor, insn},
+    asm::{
+        ADD64_IMM, AND64_IMM, CALL, EXIT, HELPER_GET_PRANDOM_U32, HELPER_MAP_LOOKUP_ELEM,
+        HELPER_TAIL_CALL, JEQ_IMM, JGT_REG, LDX_DW, LDX_H, LDX_W, MOV64_IMM, MOV64_REG, STX_DW,
+        STX_H, STX_W, insn, load_map_fd,
+    },
+    bpf_sys::{self, Flavor},
     measure::Stats,
 };
 
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
-const HELPER_GET_PRANDOM_U32: i32 = 7;
-const HELPER_TAIL_CALL: i32 = 12;
-const PSEUDO_MAP_FD: u8 = 1;
-
-const MOV64_REG: u8 = 0xbf;
-const MOV64_IMM: u8 = 0xb7;
-const AND64_IMM: u8 = 0x57;
-const ADD64_IMM: u8 = 0x07;
-const LD_IMM64: u8 = 0x18;
-const LDX_W: u8 = 0x61;
-const LDX_H: u8 = 0x69;
-const LDX_DW: u8 = 0x79;
-const STX_W: u8 = 0x63;
-const STX_H: u8 = 0x6b;
-const STX_DW: u8 = 0x7b;
-const JEQ_IMM: u8 = 0x15;
-const JGT_REG: u8 = 0x2d;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
 const XDP_ABORTED: i32 = 0;
 
 /// Tail-call slots: the program under test and the empty baseline.
 const SLOT_PROGRAM: i32 = 0;
 const SLOT_EMPTY: i32 = 1;
-
-fn load_map_fd(dst: u8, map: BorrowedFd<'_>) -> [u64; 2] {
-    [
-        insn(LD_IMM64, dst, PSEUDO_MAP_FD, 0, map.as_raw_fd()),
-        insn(0, 0, 0, 0, 0),
-    ]
-}
 
 /// Copy a random frame of `frames` (`count` of `len` bytes) over the packet, tail-call `slot`.
 /// Falls through to XDP_ABORTED if anything fails, which the caller's verdict check catches.

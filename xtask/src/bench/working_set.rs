@@ -15,7 +15,7 @@ use super::{
     dataplane::Dataplane,
     floor::{Floor, Geometry},
     frames,
-    measure::{NoHooks, Plan, measure},
+    measure::warm_up,
     report::{Row, Target},
     rotate::Rotated,
 };
@@ -60,22 +60,8 @@ pub fn rows(
     let mut rows = Vec::new();
     for count in sizes {
         let frames = cases::blocked_v4(count);
-        // One cold pass makes every subscriber tracked before timing starts.
-        let warm = Plan {
-            runs: 1,
-            passes: 1,
-            hot_repeat: 0,
-        };
         let name = format!("blocked SYN IPv4, {count} sources");
-        measure(
-            &name,
-            program.as_fd(),
-            empty.as_fd(),
-            &frames,
-            warm,
-            XDP_DROP,
-            &mut NoHooks,
-        )?;
+        warm_up(&name, program.as_fd(), empty.as_fd(), &frames, XDP_DROP)?;
         let repeat = scale.steady.hot_repeat;
         let ours =
             Rotated::new(program.as_fd(), &frames)?.measure(&name, scale.runs, repeat, XDP_DROP)?;

@@ -18,29 +18,19 @@ use std::{
 use anyhow::{Result, bail};
 
 use super::{
-    bpf_sys::{self, insn},
+    asm::{
+        ADD64_IMM, AND64_IMM, CALL, EXIT, HELPER_GET_PRANDOM_U32, HELPER_REDIRECT, JGT_REG, LDX_W,
+        MOV64_IMM, MOV64_REG, STX_H, TO_BE, XOR64_IMM, insn,
+    },
+    bpf_sys,
     frames::{self, L4},
 };
 
-const HELPER_GET_PRANDOM_U32: i32 = 7;
-const HELPER_REDIRECT: i32 = 23;
 /// Offsets in the Ethernet + IPv4 (IHL 5) + TCP template.
 const IP_ID: i16 = 14 + 4;
 const SOURCE_LOW_HALF: i16 = 14 + 14;
 const TCP_SOURCE_PORT: i16 = 14 + 20;
 const TEMPLATE_MIN_LEN: i32 = 54;
-
-const MOV64_REG: u8 = 0xbf;
-const MOV64_IMM: u8 = 0xb7;
-const AND64_IMM: u8 = 0x57;
-const XOR64_IMM: u8 = 0xa7;
-const ADD64_IMM: u8 = 0x07;
-const TO_BE: u8 = 0xdc;
-const LDX_W: u8 = 0x61;
-const STX_H: u8 = 0x6b;
-const JGT_REG: u8 = 0x2d;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
 
 /// The generator program: vary the source, redirect to `ifindex`.
 fn program(ifindex: u32) -> Vec<u64> {
