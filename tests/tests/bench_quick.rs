@@ -43,6 +43,7 @@ const CASES: &[&str] = &[
     "agent reload of 1k prefixes: packets misjudged",
     "agent reload of 1k prefixes, one replaced (SIGHUP to effect)",
     "agent reload of 1k prefixes, one replaced: packets misjudged",
+    "agent drift check of 1k allowlist entries",
 ];
 
 struct TempDir(PathBuf);

@@ -73,8 +73,23 @@ impl Agent {
         DRIFT_CHECK_TICKS.saturating_mul(u32::try_from(spread).unwrap_or(u32::MAX))
     }
 
-    /// Entries changed behind our back are counted and put back.
+    /// Entries changed behind our back are counted and put back. The check runs on the
+    /// daemon's loop (control requests wait for it), so its duration is logged: at info for
+    /// big allowlists, where it is what an operator would want to watch.
     pub fn check_drift(&mut self) {
+        let started = std::time::Instant::now();
+        self.restore_drift();
+        let seconds = started.elapsed().as_secs_f64();
+        let entries = self.status_snapshot().allowlist_entries;
+        let entries = entries.relay + entries.exempt + entries.destination;
+        if entries > DRIFT_ENTRIES_PER_CHECK || seconds >= 1.0 {
+            tracing::info!(entries, seconds, "drift check");
+        } else {
+            tracing::debug!(entries, seconds, "drift check");
+        }
+    }
+
+    fn restore_drift(&mut self) {
         let desired = Desired::from_entries(&self.desired_entries());
         let pins = self.dataplane().pins();
         let mut found = ByKind::default();

@@ -133,6 +133,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
         &replaced,
         &format!("one run: SIGHUP until the dataplane judges by the change ({change})"),
     ));
+    rows.push(drift_check_row(&agent, &prefixes)?);
     let after = agent.memory_kib("VmHWM")? as f64 / 1024.0;
     rows.push(
         one(
@@ -144,6 +145,41 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
         .with_note("VmHWM: the config and allowlist held in memory"),
     );
     Ok(rows)
+}
+
+/// How long the agent's periodic drift check of the big allowlist takes: the time its loop
+/// (and so the control socket) is busy each round. Read from the agent's own log line.
+fn drift_check_row(agent: &BenchAgent, prefixes: &str) -> Result<Row> {
+    let checks = |log: &str| -> Vec<(u64, f64)> {
+        log.lines()
+            .filter(|line| line.contains("drift check"))
+            .filter_map(|line| Some((field(line, "entries=")?, field(line, "seconds=")?)))
+            .map(|(entries, seconds)| (entries as u64, seconds))
+            .collect()
+    };
+    let before = checks(&agent.log_text()).len();
+    println!("waiting for the agent's next drift check of {prefixes} entries...");
+    agent.wait_until("the next drift check", 120, |agent| {
+        Ok(checks(&agent.log_text()).len() > before)
+    })?;
+    let Some(&(entries, seconds)) = checks(&agent.log_text()).last() else {
+        bail!("the agent logged no drift check");
+    };
+    Ok(one(
+        format!("agent drift check of {prefixes} allowlist entries"),
+        seconds,
+        "s",
+        Target::Info,
+    )
+    .with_note(format!(
+        "from the agent's log: {entries} entries read and compared; control requests wait meanwhile"
+    )))
+}
+
+/// A `key=value` number from a log line.
+fn field(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The time row and the misjudged-packets row of one reload.

@@ -72,6 +72,8 @@ impl BenchAgent {
             .command(&agent.binary)
             .args(["run", "--config"])
             .arg(&agent.config)
+            // Every drift check's duration, also for the small allowlist of a quick run.
+            .env("RUST_LOG", "info,egress_agent::daemon::watch=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -201,6 +203,11 @@ impl BenchAgent {
         } else {
             bail!("the agent exited; its log:\n{}", self.log_tail())
         }
+    }
+
+    /// The agent's whole log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {
