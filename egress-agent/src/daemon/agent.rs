@@ -49,6 +49,9 @@ pub struct Agent {
     telemetry: Option<JoinHandle<()>>,
     /// Last attach error per interface and hook, so the periodic check logs each once.
     attach_errors: std::collections::HashMap<(String, config::Hook), String>,
+    /// What the allowlist maps were last brought in line with: the drift check compares
+    /// against it instead of rebuilding it from the config every round (a million entries).
+    pub(super) applied: Option<Desired>,
 }
 
 impl Agent {
@@ -69,6 +72,7 @@ impl Agent {
             context,
             telemetry: None,
             attach_errors: std::collections::HashMap::new(),
+            applied: None,
         };
         agent.reconcile_allowlists(None)?;
         agent.remove_unconfigured_links();
@@ -121,15 +125,15 @@ impl Agent {
     /// (for a change being tried). Adds before removing within each map.
     pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
         let entries = allowlist::entries(&self.config, cli.unwrap_or(self.store.entries()));
-        self.reconcile_desired(&Desired::from_entries(&entries))
+        self.reconcile_desired(Desired::from_entries(&entries))
     }
 
     /// Makes the kernel maps hold `desired`, already built by the caller (a reload builds it
     /// once for the capacity check and the reconcile: millions of entries).
-    fn reconcile_desired(&mut self, desired: &Desired) -> Result<(), MapsError> {
+    fn reconcile_desired(&mut self, desired: Desired) -> Result<(), MapsError> {
         let capacity = self.dataplane.allowlist_capacity();
         // Checked for every map before touching any, so an overflow changes nothing.
-        capacity::check(desired, capacity)?;
+        capacity::check(&desired, capacity)?;
         let pins = self.dataplane.pins();
         let sources =
             allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources, capacity)?;
@@ -147,6 +151,7 @@ impl Agent {
             );
         }
         self.update_status(|status| status.allowlist_entries = desired.counts());
+        self.applied = Some(desired);
         Ok(())
     }
 
@@ -282,7 +287,7 @@ impl Agent {
         let target = new_dataplane.as_ref().unwrap_or(&self.dataplane);
         target.apply_settings(&new)?;
         let old = std::mem::replace(&mut self.config, new);
-        if let Err(err) = self.reconcile_desired(&desired) {
+        if let Err(err) = self.reconcile_desired(desired) {
             if let Err(restore) = self.dataplane.apply_settings(&old) {
                 tracing::error!(%restore, "cannot restore the previous dataplane settings");
             }

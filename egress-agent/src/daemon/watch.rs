@@ -41,18 +41,38 @@ pub(super) fn log_foreign(now: &Attachment) {
          (control.reattach = false, or replacing it failed)");
 }
 
-/// Entries whose kind bits differ between the map and the desired state, by kind.
+/// Entries whose kind bits differ between the map and the desired state, by kind. Both are
+/// sorted maps: one merge pass, no allocation.
 fn drift(current: &MapContents, desired: &MapContents, drift: &mut ByKind) {
-    let keys = current.keys().chain(desired.keys());
-    let mut seen = std::collections::BTreeSet::new();
-    for prefix in keys {
-        if !seen.insert(*prefix) {
-            continue;
-        }
-        let have = current.get(prefix).copied().unwrap_or(0);
-        let want = desired.get(prefix).copied().unwrap_or(0);
+    let mut have = current.iter().peekable();
+    let mut want = desired.iter().peekable();
+    loop {
+        let (have_bits, want_bits) = match (have.peek(), want.peek()) {
+            (None, None) => break,
+            (Some((h, hb)), Some((w, wb))) if h == w => {
+                let bits = (**hb, **wb);
+                have.next();
+                want.next();
+                bits
+            }
+            (Some((h, hb)), Some((w, _))) if h < w => {
+                let bits = (**hb, 0);
+                have.next();
+                bits
+            }
+            (Some((_, hb)), None) => {
+                let bits = (**hb, 0);
+                have.next();
+                bits
+            }
+            (_, Some((_, wb))) => {
+                let bits = (0, **wb);
+                want.next();
+                bits
+            }
+        };
         for kind in AllowKind::ALL {
-            if (have ^ want) & kind.bit() != 0 {
+            if (have_bits ^ want_bits) & kind.bit() != 0 {
                 match kind {
                     AllowKind::Relay => drift.relay += 1,
                     AllowKind::Exempt => drift.exempt += 1,
@@ -90,7 +110,14 @@ impl Agent {
     }
 
     fn restore_drift(&mut self) {
-        let desired = Desired::from_entries(&self.desired_entries());
+        let built;
+        let desired = match &self.applied {
+            Some(applied) => applied,
+            None => {
+                built = Desired::from_entries(&self.desired_entries());
+                &built
+            }
+        };
         let pins = self.dataplane().pins();
         let mut found = ByKind::default();
         for (direction, want) in [
@@ -135,5 +162,45 @@ impl Agent {
         if tries_drifted && let Err(err) = self.reconcile_allowlists(None) {
             tracing::error!(%err, "cannot restore allowlist maps");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ByKind, MapContents, drift};
+    use crate::allowlist::AllowKind;
+
+    fn contents(entries: &[(&str, &[AllowKind])]) -> MapContents {
+        entries
+            .iter()
+            .map(|(prefix, kinds)| {
+                let bits = kinds.iter().fold(0, |bits, kind| bits | kind.bit());
+                (prefix.parse().expect("prefix"), bits)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drift_counts_every_kind_bit_that_differs_on_either_side() {
+        use AllowKind::{Destination, Exempt, Relay};
+        let desired = contents(&[
+            ("192.0.2.0/28", &[Relay]),
+            ("198.51.100.0/24", &[Exempt]),
+            ("203.0.113.7/32", &[Relay, Exempt]),
+            ("2001:db8::/48", &[Destination]),
+        ]);
+        let current = contents(&[
+            ("100.64.0.0/10", &[Exempt]),  // added behind our back
+            ("192.0.2.0/28", &[Relay]),    // as wanted
+            ("203.0.113.7/32", &[Exempt]), // relay bit lost
+            ("2001:db8::/48", &[Destination]),
+            ("2001:db8:1::/48", &[Relay]), // added behind our back
+        ]); // 198.51.100.0/24 deleted behind our back
+        let mut found = ByKind::default();
+        drift(&current, &desired, &mut found);
+        assert_eq!((found.relay, found.exempt, found.destination), (2, 2, 0));
+        let mut none = ByKind::default();
+        drift(&desired, &desired, &mut none);
+        assert_eq!(none, ByKind::default());
     }
 }
