@@ -22,10 +22,6 @@ use super::{
 /// A scan slower than this moves scrapes to the background census.
 const SYNC_SCAN_BUDGET: Duration = Duration::from_millis(100);
 
-/// Test hook: overrides `SYNC_SCAN_BUDGET` (milliseconds), so tests reach the background mode
-/// without a million subscribers. Not a configuration key.
-pub const TEST_SYNC_SCAN_BUDGET_ENV: &str = "EGRESS_TEST_SYNC_SCAN_BUDGET_MS";
-
 /// One completed scan.
 pub struct Snapshot {
     pub census: Census,
@@ -55,12 +51,7 @@ pub struct CensusCache {
 
 impl Default for CensusCache {
     fn default() -> Self {
-        CensusCache::with_budget(
-            std::env::var(TEST_SYNC_SCAN_BUDGET_ENV)
-                .ok()
-                .and_then(|text| text.trim().parse::<u64>().ok())
-                .map_or(SYNC_SCAN_BUDGET, Duration::from_millis),
-        )
+        CensusCache::with_budget(SYNC_SCAN_BUDGET)
     }
 }
 

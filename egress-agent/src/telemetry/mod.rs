@@ -34,8 +34,6 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{config::Config, paths::PinLayout, status::AgentStatus};
 
-pub use census_cache::TEST_SYNC_SCAN_BUDGET_ENV;
-
 /// Everything telemetry reads. The daemon updates `status` and `config` in place.
 #[derive(Clone)]
 pub struct TelemetryContext {
@@ -56,7 +54,7 @@ impl TelemetryContext {
     }
 
     /// Moves `/metrics` to the background census once a scan takes longer than `budget`
-    /// (default 100 ms, or the test hook's value).
+    /// (default 100 ms); tests set 0 to reach that mode without a million subscribers.
     #[must_use]
     pub fn with_sync_scan_budget(mut self, budget: std::time::Duration) -> TelemetryContext {
         self.census = Arc::new(census_cache::CensusCache::with_budget(budget));
