@@ -104,15 +104,7 @@ pub fn lookup_all<K: Copy + Default, V: Copy + Default>(
         };
         // SAFETY: `attr` points at buffers of `capacity` keys and values of the map's sizes
         // (the caller's contract) and at two cursor buffers that outlive the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>() as u32,
-            )
-        };
-        let error = (rc < 0).then(io::Error::last_os_error);
+        let error = unsafe { bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) }.err();
         let done = matches!(&error, Some(err) if err.raw_os_error() == Some(libc::ENOENT));
         if let Some(err) = error.filter(|_| !done) {
             if err.raw_os_error() == Some(libc::ENOSPC) && capacity < MAX_LOOKUP_ENTRIES {
@@ -158,16 +150,7 @@ fn update_chunk<K, V>(
     };
     // SAFETY: `attr` points at `count` keys and values laid out as the map expects (the
     // caller's contract) that outlive the call; the kernel writes back only `count`.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_BATCH,
-            &mut attr as *mut BatchAttr,
-            size_of::<BatchAttr>() as u32,
-        )
-    };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
+    if let Err(err) = unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) } {
         return Err(((attr.count as usize).min(keys.len()), err));
     }
     Ok(())
@@ -198,20 +181,27 @@ fn one_by_one<K, V>(
             flags: 0,
         };
         // SAFETY: `attr` points at one key and one value of the map's sizes.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_ELEM,
-                &mut attr as *mut ElemAttr,
-                size_of::<ElemAttr>() as u32,
-            )
-        };
-        if rc < 0 {
+        if let Err(source) = unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) } {
             return Err(BatchError {
                 applied: index,
-                source: io::Error::last_os_error(),
+                source,
             });
         }
     }
     Ok(())
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be the `bpf_attr` member `cmd` expects, and every pointer in it must be valid
+/// for what the kernel reads and writes through it.
+unsafe fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<()> {
+    // SAFETY: per the caller.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, size_of::<A>() as u32) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
