@@ -26,6 +26,29 @@ pub const PACKAGES: &[&str] = &[
     "util-linux",
     // systemd-analyze checks deploy/systemd/egress-agent.service in the tests.
     "systemd",
+    // Inbound and audit tests: a real authoritative DNS server for the lab's zones.
+    "knot",
+    "knot-dnsutils",
+    // Audit tests: a Postfix smart relay with SASL (Cyrus sasldb) and a test CA.
+    "sasl2-bin",
+    "libsasl2-modules",
+    "openssl",
+    // Traceability tests: FreeRADIUS's radclient and dictionary, the history on disk.
+    "freeradius-utils",
+    "sqlite3",
+    // Notification tests: the shipped alerts routed by a real Alertmanager.
+    "prometheus-alertmanager",
+    // Fleet tests: a real etcd cluster; etcd-client needs protoc at build time.
+    "etcd-server",
+    "etcd-client",
+    "protobuf-compiler",
+    // Kernel tests: Debian 12's kernel booted under TCG with a busybox initramfs.
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    // Package tests: lintian and man for the .deb and its man page.
+    "lintian",
+    "man-db",
 ];
 
 /// Without this answer the postfix package would ask interactively, and any other answer
@@ -57,7 +80,9 @@ pub fn ensure(runner: Runner) -> Result<()> {
     runner.run(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-q", "-y", "--no-install-recommends", "install"])
+            // Another apt run (a second checkout's setup) waits instead of failing.
+            .args(["-q", "-y", "-o", "DPkg::Lock::Timeout=600"])
+            .args(["--no-install-recommends", "install"])
             .args(&missing),
     )
 }
