@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod inbound;
 pub mod index;
 #[cfg(feature = "user")]
 pub mod index_plan;

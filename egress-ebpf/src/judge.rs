@@ -16,18 +16,21 @@ use crate::{
 #[unsafe(no_mangle)]
 static EGRESS_BLOCKED_PORTS: PortSet = PortSet::DEFAULT;
 
-struct LoadTimePorts;
+/// A port set the agent writes into a read-only global at load time (`blocked_ports` here,
+/// `inbound.ports` for the inbound program).
+pub struct LoadTimePorts(pub *const PortSet);
 
 impl BlockedPorts for LoadTimePorts {
     #[inline(always)]
     fn is_blocked(&self, port: u16) -> bool {
-        // SAFETY (all three reads): in bounds of the global by construction (the index is below
-        // 1024); volatile keeps the compiler from folding in the default value the agent
-        // overrides.
+        let set = self.0;
+        // SAFETY (all three reads): `set` points at a global, and the index is in bounds of it by
+        // construction (below 1024); volatile keeps the compiler from folding in the default
+        // value the agent overrides.
         let (lowest, highest) = unsafe {
             (
-                core::ptr::read_volatile(core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.lowest)),
-                core::ptr::read_volatile(core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.highest)),
+                core::ptr::read_volatile(core::ptr::addr_of!((*set).lowest)),
+                core::ptr::read_volatile(core::ptr::addr_of!((*set).highest)),
             )
         };
         // Most traffic is to ports outside the blocked range: no bitmap load for it.
@@ -36,7 +39,7 @@ impl BlockedPorts for LoadTimePorts {
         }
         let word = unsafe {
             core::ptr::read_volatile(
-                core::ptr::addr_of!(EGRESS_BLOCKED_PORTS.words)
+                core::ptr::addr_of!((*set).words)
                     .cast::<u64>()
                     .add((port >> 6) as usize),
             )
@@ -52,16 +55,14 @@ pub enum Action {
 
 #[inline(always)]
 pub fn judge<P: Packet>(packet: &P) -> Action {
-    match parse(packet, &LoadTimePorts) {
+    match parse(
+        packet,
+        &LoadTimePorts(core::ptr::addr_of!(EGRESS_BLOCKED_PORTS)),
+    ) {
         Parsed::Pass => Action::Pass,
         Parsed::Smtp(smtp) => judge_smtp(&smtp),
         Parsed::Suspect(suspect) => {
-            count(match suspect {
-                Suspect::TinyFragment => Counter::TinyFragment,
-                Suspect::OverlapFragment => Counter::OverlapFragment,
-                Suspect::Ipv6Chain => Counter::Ipv6Chain,
-                Suspect::Malformed => Counter::Malformed,
-            });
+            count(suspect_counter(suspect));
             if config().monitor() {
                 Action::Pass
             } else {
@@ -72,6 +73,17 @@ pub fn judge<P: Packet>(packet: &P) -> Action {
             count(Counter::Malformed);
             Action::Pass
         }
+    }
+}
+
+/// The global counter of a frame that could be SMTP-bound and cannot be judged.
+#[inline(always)]
+pub fn suspect_counter(suspect: Suspect) -> Counter {
+    match suspect {
+        Suspect::TinyFragment => Counter::TinyFragment,
+        Suspect::OverlapFragment => Counter::OverlapFragment,
+        Suspect::Ipv6Chain => Counter::Ipv6Chain,
+        Suspect::Malformed => Counter::Malformed,
     }
 }
 

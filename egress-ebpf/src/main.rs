@@ -1,6 +1,7 @@
 //! The egress dataplane: an XDP program for subscriber-facing ingress and a TC program for
-//! uplink egress. Both are thin wrappers over one parser (`egress_common::parse`) and one
-//! decision function ([`judge::judge`]).
+//! uplink egress, thin wrappers over one parser (`egress_common::parse`) and one decision
+//! function ([`judge::judge`]); and the `inbound` XDP program for uplink ingress, the same
+//! parser with the inbound rules ([`inbound::judge`]).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 // An asm barrier keeps packet bounds checks in a shape the verifier understands.
@@ -10,6 +11,8 @@
 mod allowlist;
 #[cfg(target_arch = "bpf")]
 mod frame;
+#[cfg(target_arch = "bpf")]
+mod inbound;
 #[cfg(target_arch = "bpf")]
 mod judge;
 #[cfg(target_arch = "bpf")]
@@ -36,6 +39,15 @@ mod programs {
     #[xdp]
     pub fn egress_xdp(ctx: XdpContext) -> u32 {
         match judge(&Frame::xdp(&ctx)) {
+            Action::Pass => xdp_action::XDP_PASS,
+            Action::Drop => xdp_action::XDP_DROP,
+        }
+    }
+
+    /// Uplink ingress: only the spam checkers reach the primary MX (`hook = "xdp-inbound"`).
+    #[xdp]
+    pub fn egress_inbound(ctx: XdpContext) -> u32 {
+        match crate::inbound::judge(&Frame::xdp(&ctx)) {
             Action::Pass => xdp_action::XDP_PASS,
             Action::Drop => xdp_action::XDP_DROP,
         }

@@ -134,3 +134,22 @@ pub fn parse<P: Packet + ?Sized, B: BlockedPorts>(packet: &P, blocked: &B) -> Pa
         link::Network::Ipv6(offset) => ipv6::parse(packet, packet.merge_offset(offset), blocked),
     }
 }
+
+/// The destination address of a frame's IP header, found by the full link-layer walk, or `None`
+/// when the frame has no IP header the parser can reach (too many VLAN tags, truncated). The
+/// inbound program asks this only of the rare suspect frames, to drop those to a protected
+/// destination and pass the rest.
+#[inline(always)]
+pub fn destination<P: Packet + ?Sized>(packet: &P) -> Option<(Family, [u8; 16])> {
+    match link::network_layer(packet).ok()? {
+        link::Network::Ipv4(offset) => {
+            let narrow = packet.read::<[u8; 4]>(packet.merge_offset(offset) + 16)?;
+            let mut wide = [0u8; 16];
+            wide[..4].copy_from_slice(&narrow);
+            Some((Family::Ipv4, wide))
+        }
+        link::Network::Ipv6(offset) => packet
+            .read::<[u8; 16]>(packet.merge_offset(offset) + 24)
+            .map(|address| (Family::Ipv6, address)),
+    }
+}
