@@ -35,6 +35,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub control: ControlConfig,
+    #[serde(default)]
+    pub inbound: crate::inbound::InboundSettings,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +72,13 @@ pub enum Hook {
     Xdp,
     #[serde(rename = "tc-egress")]
     TcEgress,
+    /// Ingress of an uplink: the inbound rules (only the spam checkers reach the primary MX).
+    #[serde(rename = "xdp-inbound")]
+    XdpInbound,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 3] = [Hook::Xdp, Hook::TcEgress, Hook::XdpInbound];
 }
 
 impl Hook {
@@ -77,6 +86,7 @@ impl Hook {
         match self {
             Hook::Xdp => "xdp",
             Hook::TcEgress => "tc-egress",
+            Hook::XdpInbound => "xdp-inbound",
         }
     }
 }

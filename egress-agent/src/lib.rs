@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod estimate;
+pub mod inbound;
 pub mod paths;
 pub mod prefix;
 pub mod status;

@@ -24,6 +24,24 @@ pub struct ByKind {
     pub relay: u64,
     pub exempt: u64,
     pub destination: u64,
+    #[serde(default)]
+    pub protected_mx: u64,
+    #[serde(default)]
+    pub mx_sender: u64,
+    #[serde(default)]
+    pub throttle_destination: u64,
+}
+
+impl ByKind {
+    /// Entries of every kind together.
+    pub const fn total(&self) -> u64 {
+        self.relay
+            + self.exempt
+            + self.destination
+            + self.protected_mx
+            + self.mx_sender
+            + self.throttle_destination
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

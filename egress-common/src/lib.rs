@@ -55,6 +55,10 @@ pub mod allow_kind {
     pub const RELAY: u32 = 1;
     pub const EXEMPT: u32 = 2;
     pub const DESTINATION: u32 = 4;
+    /// The inbound lists' values (the inbound program only asks whether a prefix is there).
+    pub const PROTECTED_MX: u32 = 8;
+    pub const MX_SENDER: u32 = 16;
+    pub const THROTTLE_DESTINATION: u32 = 32;
 }
 
 /// Default capacity of each allowlist map (per family and direction).

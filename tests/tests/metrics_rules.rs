@@ -43,6 +43,8 @@ fn metrics_rules_cover_the_required_alerts() {
         "EgressSubscriberMapNearlyFull",
         "EgressConfigReloadFailed",
         "EgressForeignProgram",
+        "EgressSpamCheckerThrottled",
+        "EgressPrimaryMxDropFlood",
     ] {
         assert!(
             rules.contains(&format!("alert: {alert}\n")),

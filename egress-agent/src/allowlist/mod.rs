@@ -17,16 +17,45 @@ pub enum AllowKind {
     Relay,
     Exempt,
     Destination,
+    /// `[inbound] protected_mx`: the primary MX (inbound program, destination).
+    #[serde(rename = "protected_mx")]
+    ProtectedMx,
+    /// `[inbound] mx_senders`: the spam checkers (inbound program, source).
+    #[serde(rename = "mx_sender")]
+    MxSender,
+    /// `[inbound.throttle] destinations` (config only).
+    #[serde(rename = "throttle_destination")]
+    ThrottleDestination,
+}
+
+/// The kernel map pair (IPv4 and IPv6 tries) a kind's prefixes live in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Sources,
+    Destinations,
+    ProtectedMx,
+    MxSenders,
+    Throttled,
 }
 
 impl AllowKind {
-    pub const ALL: [AllowKind; 3] = [AllowKind::Relay, AllowKind::Exempt, AllowKind::Destination];
+    pub const ALL: [AllowKind; 6] = [
+        AllowKind::Relay,
+        AllowKind::Exempt,
+        AllowKind::Destination,
+        AllowKind::ProtectedMx,
+        AllowKind::MxSender,
+        AllowKind::ThrottleDestination,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             AllowKind::Relay => "relay",
             AllowKind::Exempt => "exempt",
             AllowKind::Destination => "destination",
+            AllowKind::ProtectedMx => "protected_mx",
+            AllowKind::MxSender => "mx_sender",
+            AllowKind::ThrottleDestination => "throttle_destination",
         }
     }
 
@@ -36,12 +65,26 @@ impl AllowKind {
             AllowKind::Relay => allow_kind::RELAY,
             AllowKind::Exempt => allow_kind::EXEMPT,
             AllowKind::Destination => allow_kind::DESTINATION,
+            AllowKind::ProtectedMx => allow_kind::PROTECTED_MX,
+            AllowKind::MxSender => allow_kind::MX_SENDER,
+            AllowKind::ThrottleDestination => allow_kind::THROTTLE_DESTINATION,
         }
     }
 
     /// Relays and exempt customers are matched on the source; destinations on the destination.
     pub const fn is_source(self) -> bool {
-        !matches!(self, AllowKind::Destination)
+        matches!(self, AllowKind::Relay | AllowKind::Exempt)
+    }
+
+    /// Where the kind's prefixes go: the outbound tries or one of the inbound program's.
+    pub const fn target(self) -> Target {
+        match self {
+            AllowKind::Relay | AllowKind::Exempt => Target::Sources,
+            AllowKind::Destination => Target::Destinations,
+            AllowKind::ProtectedMx => Target::ProtectedMx,
+            AllowKind::MxSender => Target::MxSenders,
+            AllowKind::ThrottleDestination => Target::Throttled,
+        }
     }
 
     /// The config key listing this kind.
@@ -50,6 +93,9 @@ impl AllowKind {
             AllowKind::Relay => "allow.relays",
             AllowKind::Exempt => "allow.exempt",
             AllowKind::Destination => "allow.destinations",
+            AllowKind::ProtectedMx => "inbound.protected_mx",
+            AllowKind::MxSender => "inbound.mx_senders",
+            AllowKind::ThrottleDestination => "inbound.throttle.destinations",
         }
     }
 }
@@ -81,6 +127,9 @@ pub fn config_prefixes(config: &Config, kind: AllowKind) -> Vec<IpNet> {
         AllowKind::Relay => &config.allow.relays,
         AllowKind::Exempt => &config.allow.exempt,
         AllowKind::Destination => &config.allow.destinations,
+        AllowKind::ProtectedMx => &config.inbound.protected_mx,
+        AllowKind::MxSender => &config.inbound.mx_senders,
+        AllowKind::ThrottleDestination => &config.inbound.throttle.destinations,
     };
     list.iter()
         .filter_map(|text| crate::prefix::parse(text).ok())
@@ -123,19 +172,22 @@ pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
 /// What one allowlist map should hold: prefix -> OR of kind bits.
 pub type MapContents = BTreeMap<IpNet, u32>;
 
-/// Desired contents of the source map and the destination map.
+/// Desired contents of the source map and the destination map, and of the inbound lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub sources: MapContents,
     pub destinations: MapContents,
+    pub protected_mx: MapContents,
+    pub mx_senders: MapContents,
+    pub throttled: MapContents,
 }
 
 impl Desired {
     pub fn from_entries(entries: &[Entry]) -> Desired {
-        let contents = |source: bool| {
+        let contents = |target: Target| {
             let mut bits: Vec<(IpNet, u32)> = entries
                 .iter()
-                .filter(|entry| entry.kind.is_source() == source)
+                .filter(|entry| entry.kind.target() == target)
                 .map(|entry| (entry.prefix, entry.kind.bit()))
                 .collect();
             // Sorted and merged first: a BTreeMap built from sorted pairs is filled in one
@@ -151,8 +203,11 @@ impl Desired {
             bits.into_iter().collect::<MapContents>()
         };
         Desired {
-            sources: contents(true),
-            destinations: contents(false),
+            sources: contents(Target::Sources),
+            destinations: contents(Target::Destinations),
+            protected_mx: contents(Target::ProtectedMx),
+            mx_senders: contents(Target::MxSenders),
+            throttled: contents(Target::Throttled),
         }
     }
 
@@ -165,6 +220,9 @@ impl Desired {
             relay: count(&self.sources, AllowKind::Relay),
             exempt: count(&self.sources, AllowKind::Exempt),
             destination: count(&self.destinations, AllowKind::Destination),
+            protected_mx: count(&self.protected_mx, AllowKind::ProtectedMx),
+            mx_sender: count(&self.mx_senders, AllowKind::MxSender),
+            throttle_destination: count(&self.throttled, AllowKind::ThrottleDestination),
         }
     }
 }

@@ -44,6 +44,12 @@ pub enum Command {
     /// Manage exempt subscribers (customers allowed to run their own mail server).
     #[command(subcommand)]
     Exempt(AllowAction),
+    /// Manage the protected primary MX (inbound: only the spam checkers may reach it on 25).
+    #[command(subcommand, name = "protected-mx")]
+    ProtectedMx(AllowAction),
+    /// Manage the spam checkers (the senders allowed to reach the primary MX).
+    #[command(subcommand, name = "mx-sender")]
+    MxSender(AllowAction),
     /// Mode, attachments, counters and map fill.
     Status(ListArgs),
     /// The subscribers with the most blocked attempts.
@@ -145,6 +151,12 @@ pub fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Relay(action) => allowlist::allowlist(crate::allowlist::AllowKind::Relay, action),
         Command::Exempt(action) => {
             allowlist::allowlist(crate::allowlist::AllowKind::Exempt, action)
+        }
+        Command::ProtectedMx(action) => {
+            allowlist::allowlist(crate::allowlist::AllowKind::ProtectedMx, action)
+        }
+        Command::MxSender(action) => {
+            allowlist::allowlist(crate::allowlist::AllowKind::MxSender, action)
         }
         Command::Status(list) => status::status(&list),
         Command::Top { n, list } => top::top(n, &list),

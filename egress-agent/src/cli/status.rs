@@ -63,6 +63,7 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
             entries.destination.to_string(),
         ],
     ];
+    let fill = [fill, crate::inbound::status::fill_rows(agent)].concat();
     println!("{}", table::render(&["MAP", "FILL"], &fill));
     Ok(())
 }

@@ -19,6 +19,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     absolute("control.socket", &config.control.socket)?;
     validate_interfaces(config)?;
     validate_allowlists(config)?;
+    crate::inbound::validate(config)?;
     let len = config.subscribers.ipv6_prefix_len;
     if !(1..=128).contains(&len) {
         return problem(
@@ -124,6 +125,10 @@ fn validate_allowlists(config: &Config) -> Result<(), Problem> {
             AllowKind::Relay => &config.allow.relays,
             AllowKind::Exempt => &config.allow.exempt,
             AllowKind::Destination => &config.allow.destinations,
+            // Checked with the rest of `[inbound]`.
+            AllowKind::ProtectedMx | AllowKind::MxSender | AllowKind::ThrottleDestination => {
+                continue;
+            }
         };
         for (i, text) in list.iter().enumerate() {
             prefix::parse(text)

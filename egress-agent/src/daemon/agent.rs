@@ -118,6 +118,7 @@ impl Agent {
     ) -> Result<Desired, capacity::CapacityError> {
         let desired = Desired::from_entries(&allowlist::entries(config, cli));
         capacity::check(&desired, self.dataplane.allowlist_capacity())?;
+        crate::inbound::maps::check_capacity(&desired)?;
         Ok(desired)
     }
 
@@ -134,6 +135,7 @@ impl Agent {
         let capacity = self.dataplane.allowlist_capacity();
         // Checked for every map before touching any, so an overflow changes nothing.
         capacity::check(&desired, capacity)?;
+        crate::inbound::maps::check_capacity(&desired)?;
         let pins = self.dataplane.pins();
         let sources =
             allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources, capacity)?;
@@ -143,11 +145,19 @@ impl Agent {
             &desired.destinations,
             capacity,
         )?;
+        let inbound = crate::inbound::maps::reconcile(pins, &desired)?;
         if sources.inserted + sources.removed + destinations.inserted + destinations.removed > 0 {
             tracing::info!(
                 inserted = sources.inserted + destinations.inserted,
                 removed = sources.removed + destinations.removed,
                 "allowlist maps updated"
+            );
+        }
+        if inbound.inserted + inbound.removed > 0 {
+            tracing::info!(
+                inserted = inbound.inserted,
+                removed = inbound.removed,
+                "inbound lists updated"
             );
         }
         self.update_status(|status| status.allowlist_entries = desired.counts());
@@ -213,7 +223,7 @@ impl Agent {
     /// Link pins for interfaces no longer configured are removed (this detaches them).
     fn remove_unconfigured_links(&self) {
         let pins = self.dataplane.pins();
-        for hook in [config::Hook::Xdp, config::Hook::TcEgress] {
+        for hook in config::Hook::ALL {
             let Ok(dir) = std::fs::read_dir(pins.hook_dir(hook.as_str())) else {
                 continue;
             };

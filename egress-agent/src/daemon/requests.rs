@@ -69,6 +69,13 @@ impl Agent {
     }
 
     fn allow_add(&mut self, kind: AllowKind, text: &str, comment: String) -> Response {
+        if kind == AllowKind::ThrottleDestination {
+            return Response::error(
+                ErrorKind::Invalid,
+                "throttle destinations come from the config file only (inbound.throttle.destinations)"
+                    .to_owned(),
+            );
+        }
         let prefix = match prefix::parse(text) {
             Ok(prefix) => prefix,
             Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),

@@ -77,6 +77,9 @@ fn drift(current: &MapContents, desired: &MapContents, drift: &mut ByKind) {
                     AllowKind::Relay => drift.relay += 1,
                     AllowKind::Exempt => drift.exempt += 1,
                     AllowKind::Destination => drift.destination += 1,
+                    AllowKind::ProtectedMx => drift.protected_mx += 1,
+                    AllowKind::MxSender => drift.mx_sender += 1,
+                    AllowKind::ThrottleDestination => drift.throttle_destination += 1,
                 }
             }
         }
@@ -88,7 +91,7 @@ impl Agent {
     /// beyond (a full read of 2 million entries happens about once a minute).
     pub fn drift_check_ticks(&self) -> u32 {
         let entries = self.status_snapshot().allowlist_entries;
-        let total = entries.relay + entries.exempt + entries.destination;
+        let total = entries.total();
         let spread = total.div_ceil(DRIFT_ENTRIES_PER_CHECK).max(1);
         DRIFT_CHECK_TICKS.saturating_mul(u32::try_from(spread).unwrap_or(u32::MAX))
     }
@@ -101,7 +104,7 @@ impl Agent {
         self.restore_drift();
         let seconds = started.elapsed().as_secs_f64();
         let entries = self.status_snapshot().allowlist_entries;
-        let entries = entries.relay + entries.exempt + entries.destination;
+        let entries = entries.total();
         if entries > DRIFT_ENTRIES_PER_CHECK || seconds >= 1.0 {
             tracing::info!(entries, seconds, "drift check");
         } else {
@@ -123,6 +126,9 @@ impl Agent {
         for (direction, want) in [
             (Direction::Sources, &desired.sources),
             (Direction::Destinations, &desired.destinations),
+            (Direction::ProtectedMx, &desired.protected_mx),
+            (Direction::MxSenders, &desired.mx_senders),
+            (Direction::Throttled, &desired.throttled),
         ] {
             match allowlist_maps::read(pins, direction) {
                 Ok(current) => drift(&current, want, &mut found),
@@ -152,12 +158,18 @@ impl Agent {
             relay = found.relay,
             exempt = found.exempt,
             destination = found.destination,
+            protected_mx = found.protected_mx,
+            mx_sender = found.mx_sender,
+            throttle_destination = found.throttle_destination,
             "allowlist maps were changed outside the agent; restoring"
         );
         self.update_status(|status| {
             status.allowlist_drift.relay += found.relay;
             status.allowlist_drift.exempt += found.exempt;
             status.allowlist_drift.destination += found.destination;
+            status.allowlist_drift.protected_mx += found.protected_mx;
+            status.allowlist_drift.mx_sender += found.mx_sender;
+            status.allowlist_drift.throttle_destination += found.throttle_destination;
         });
         if tries_drifted && let Err(err) = self.reconcile_allowlists(None) {
             tracing::error!(%err, "cannot restore allowlist maps");

@@ -42,13 +42,21 @@ impl<const N: usize> Default for TrieKey<N> {
 pub enum Direction {
     Sources,
     Destinations,
+    /// The inbound program's lists.
+    ProtectedMx,
+    MxSenders,
+    Throttled,
 }
 
 impl Direction {
     const fn map_names(self) -> (&'static str, &'static str) {
+        use egress_common::inbound::names as inbound;
         match self {
             Direction::Sources => (names::SOURCES_V4, names::SOURCES_V6),
             Direction::Destinations => (names::DESTINATIONS_V4, names::DESTINATIONS_V6),
+            Direction::ProtectedMx => (inbound::PROTECTED_V4, inbound::PROTECTED_V6),
+            Direction::MxSenders => (inbound::SENDERS_V4, inbound::SENDERS_V6),
+            Direction::Throttled => (inbound::THROTTLED_V4, inbound::THROTTLED_V6),
         }
     }
 }
@@ -207,11 +215,13 @@ pub fn reconcile(
     capacity: u32,
 ) -> Result<Applied, MapsError> {
     source_index::before_reconcile(pins, direction, desired)?;
+    crate::inbound::maps::before_reconcile(pins, direction, desired)?;
     let applied = reconcile_tries(pins, direction, desired, capacity)?;
     if direction == Direction::Sources {
         source_index::sync(pins, desired)?;
     }
     source_index::after_reconcile(pins, direction, desired)?;
+    crate::inbound::maps::after_reconcile(pins, direction, desired)?;
     Ok(applied)
 }
 

@@ -76,7 +76,7 @@ pub enum Replace {
 /// Programs currently on the interface's hook, and the XDP mode if any.
 fn hook_programs(interface: &InterfaceConfig, ifindex: u32) -> (Vec<u32>, Option<&'static str>) {
     match interface.hook {
-        Hook::Xdp => match netlink::xdp_state(ifindex) {
+        Hook::Xdp | Hook::XdpInbound => match netlink::xdp_state(ifindex) {
             Ok(state) if state.prog_id != 0 => (vec![state.prog_id], state.mode),
             Ok(_) => (Vec::new(), None),
             Err(err) => {
@@ -161,7 +161,7 @@ pub fn ensure(
     }
     // tcx runs several programs in a chain (ours first); the XDP hook holds one, so a program
     // there that is not behind our pinned link displaced us.
-    if interface.hook == Hook::Xdp
+    if matches!(interface.hook, Hook::Xdp | Hook::XdpInbound)
         && let Some(&prog_id) = on_hook.first()
     {
         attachment.foreign_program = true;
@@ -181,7 +181,7 @@ pub fn ensure(
     let hook_dir = pins.hook_dir(hook);
     std::fs::create_dir_all(&hook_dir).map_err(io_err("cannot create", &hook_dir))?;
     let link = match interface.hook {
-        Hook::Xdp => attach_xdp(ebpf, interface)?,
+        Hook::Xdp | Hook::XdpInbound => attach_xdp(ebpf, interface)?,
         Hook::TcEgress => attach_tc(ebpf, interface)?,
     };
     link.pin(&link_pin).map_err(|source| AttachError::Io {
@@ -212,7 +212,11 @@ fn xdp_program<'a>(
     ebpf: &'a mut Ebpf,
     interface: &InterfaceConfig,
 ) -> Result<&'a mut Xdp, AttachError> {
-    our_program(ebpf, interface, names::XDP_PROGRAM)
+    let name = match interface.hook {
+        Hook::XdpInbound => egress_common::inbound::names::PROGRAM,
+        Hook::Xdp | Hook::TcEgress => names::XDP_PROGRAM,
+    };
+    our_program(ebpf, interface, name)
 }
 
 fn tc_program<'a>(
@@ -287,7 +291,9 @@ fn update_link(
         }};
     }
     match interface.hook {
-        Hook::Xdp => swap!(XdpLink, xdp_program, "pinned link is not an XDP link"),
+        Hook::Xdp | Hook::XdpInbound => {
+            swap!(XdpLink, xdp_program, "pinned link is not an XDP link")
+        }
         Hook::TcEgress => swap!(
             SchedClassifierLink,
             tc_program,

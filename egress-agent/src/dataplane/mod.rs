@@ -14,7 +14,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{SchedClassifier, Xdp},
 };
-use egress_common::{DataplaneConfig, Mode, PortSet, names};
+use egress_common::{DataplaneConfig, Mode, PortSet, inbound::names as inbound_names, names};
 
 use crate::{
     EBPF_OBJECT,
@@ -55,6 +55,8 @@ struct LoadSettings {
     blocked_ports: Vec<u16>,
     max_tracked: u32,
     allowlist_capacity: u32,
+    inbound_ports: Vec<u16>,
+    max_sources: u32,
 }
 
 impl LoadSettings {
@@ -63,6 +65,8 @@ impl LoadSettings {
             blocked_ports: config.blocked_ports.clone(),
             max_tracked: config.subscribers.max_tracked,
             allowlist_capacity: capacity::allowlist_capacity(),
+            inbound_ports: config.inbound.ports.clone(),
+            max_sources: config.inbound.throttle.max_sources,
         }
     }
 }
@@ -86,21 +90,29 @@ impl Dataplane {
             source,
         })?;
         let settings = LoadSettings::of(config);
-        let specs = layout::required(
+        let mut specs = layout::required(
             EBPF_OBJECT,
             settings.max_tracked,
             settings.allowlist_capacity,
         )?;
+        for spec in &mut specs {
+            if spec.name == inbound_names::BUCKETS {
+                spec.max_entries = settings.max_sources;
+            }
+        }
         layout::remove_incompatible(&pins, &specs)?;
 
         let ports = settings
             .blocked_ports
             .iter()
             .fold(PortSet::EMPTY, |set, port| set.with(*port));
+        let inbound_ports = crate::inbound::port_set(config);
         let mut loader = EbpfLoader::new();
         loader
             .override_global(names::BLOCKED_PORTS, &ports, true)
-            .map_max_entries(names::SUBSCRIBERS, settings.max_tracked);
+            .map_max_entries(names::SUBSCRIBERS, settings.max_tracked)
+            .override_global(inbound_names::PORTS, &inbound_ports, true)
+            .map_max_entries(inbound_names::BUCKETS, settings.max_sources);
         for name in capacity::sized_by_capacity() {
             loader.map_max_entries(name, settings.allowlist_capacity);
         }
@@ -136,9 +148,11 @@ impl Dataplane {
             || self.pins.root() != std::path::Path::new(&config.pin_dir)
     }
 
-    /// Writes mode and detection settings into the config map.
+    /// Writes mode and detection settings into the config map, mode and throttle settings into
+    /// the inbound one.
     pub fn apply_settings(&self, config: &Config) -> Result<(), DataplaneError> {
         maps::write_config(&self.pins, &dataplane_config(config))?;
+        crate::inbound::maps::write_config(&self.pins, &crate::inbound::dataplane_config(config))?;
         Ok(())
     }
 
@@ -176,6 +190,12 @@ fn load_programs(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
         .try_into()
         .map_err(err(names::TC_PROGRAM))?;
     tc.load().map_err(err(names::TC_PROGRAM))?;
+    let inbound: &mut Xdp = ebpf
+        .program_mut(inbound_names::PROGRAM)
+        .ok_or_else(|| missing(inbound_names::PROGRAM))?
+        .try_into()
+        .map_err(err(inbound_names::PROGRAM))?;
+    inbound.load().map_err(err(inbound_names::PROGRAM))?;
     Ok(())
 }
 

@@ -69,6 +69,8 @@ fn empty_bits(direction: Direction) -> (u32, u32) {
             allowlist_flags::DESTINATIONS_V4_EMPTY,
             allowlist_flags::DESTINATIONS_V6_EMPTY,
         ),
+        // The inbound lists' flags live in the inbound config (`inbound::maps`).
+        Direction::ProtectedMx | Direction::MxSenders | Direction::Throttled => (0, 0),
     }
 }
 

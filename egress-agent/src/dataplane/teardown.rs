@@ -34,7 +34,7 @@ pub fn remove_all(pins: &PinLayout) -> Result<Removed, TeardownError> {
             path: pins.root().to_owned(),
         });
     }
-    for hook in [Hook::Xdp, Hook::TcEgress] {
+    for hook in Hook::ALL {
         let dir = pins.hook_dir(hook.as_str());
         for name in remove_files_in(&dir)? {
             removed.links.push(format!(

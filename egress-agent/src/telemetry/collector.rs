@@ -38,6 +38,9 @@ pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
 
     let mut out = Exposition::new();
     write_dataplane_counters(&mut out, &counters);
+    if let Err(err) = crate::inbound::metrics::write(&mut out, &ctx.pins) {
+        tracing::warn!(%err, "cannot read the inbound maps for /metrics");
+    }
     write_subscribers(&mut out, &snapshot.census);
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
@@ -214,6 +217,8 @@ fn write_by_kind(out: &mut Exposition, name: &str, counts: ByKind) {
         ("relay", counts.relay),
         ("exempt", counts.exempt),
         ("destination", counts.destination),
+        ("protected_mx", counts.protected_mx),
+        ("mx_sender", counts.mx_sender),
     ] {
         out.sample(name, &[("kind", kind)], value);
     }
