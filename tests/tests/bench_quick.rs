@@ -44,6 +44,13 @@ const CASES: &[&str] = &[
     "agent reload of 1k prefixes, one replaced (SIGHUP to effect)",
     "agent reload of 1k prefixes, one replaced: packets misjudged",
     "agent drift check of 1k allowlist entries",
+    "inbound: non-SMTP (TCP/80 to the primary MX)",
+    "inbound: SMTP SYN to an unprotected host",
+    "inbound: SMTP SYN to the primary MX from a spam checker",
+    "inbound: SMTP SYN to the primary MX from anyone else",
+    "inbound: throttled SYN to the spam checker",
+    "inbound: floor, 4-byte key",
+    "inbound: throttled SYN / floor",
 ];
 
 struct TempDir(PathBuf);

@@ -12,6 +12,7 @@ mod dataplane;
 mod floor;
 mod frames;
 mod growth;
+mod inbound;
 mod lab;
 mod measure;
 mod nft;
