@@ -21,9 +21,8 @@ use super::{
     cases::{XDP_DROP, XDP_PASS},
     floor::{Floor, Geometry},
     frames::{self, L4},
-    measure::warm_up,
+    measure::{NoHooks, Stats, measure, warm_up},
     report::{Row, Target},
-    rotate::Rotated,
 };
 
 const PRIMARY_MX: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 30);
@@ -158,7 +157,6 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
         .try_into()?;
     let program = program.fd()?.as_fd().try_clone_to_owned()?;
     let empty = super::bpf_sys::load_empty_xdp()?;
-    let repeat = scale.steady.hot_repeat;
     let mut rows = Vec::new();
     for case in &CASES {
         let frames: Vec<Vec<u8>> = (0..SOURCES)
@@ -179,61 +177,58 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
             &frames,
             case.verdict,
         )?;
-        let stats = Rotated::new(program.as_fd(), &frames)?.measure(
+        let measured = measure(
             case.name,
-            scale.runs,
-            repeat,
+            program.as_fd(),
+            empty.as_fd(),
+            &frames,
+            scale.steady,
             case.verdict,
+            &mut NoHooks,
         )?;
-        if case.destination == SPAM_CHECKER {
-            // The floor: one lookup in an LRU hash of the throttle's capacity holding the same
-            // sources with 4-byte keys and 8-byte values, plus an add, on the same frames.
-            let floor = Floor::new(DEFAULT_MAX_SOURCES, Geometry::MINIMAL)?;
-            floor.track((0..SOURCES).map(others))?;
-            let floor_stats = Rotated::new(floor.fd(), &frames)?.measure(
-                "inbound floor",
-                scale.runs,
-                repeat,
-                XDP_DROP,
-            )?;
-            rows.push(
-                Row::measured(
-                    format!("{} [{SOURCES} sources]", case.name),
-                    &stats,
-                    "ns",
-                    case.target,
-                )
-                .with_note("rotated over the sources; every bucket empty"),
-            );
-            rows.push(
-                Row::measured(
-                    format!("inbound: floor, 4-byte key, {SOURCES} sources"),
-                    &floor_stats,
-                    "ns",
-                    Target::Info,
-                )
-                .with_note("LRU-hash lookup + add, 262,144 entries as the throttle's, same frames"),
-            );
-            let ratio = stats.median / floor_stats.median;
-            rows.push(
-                Row::measured(
-                    "inbound: throttled SYN / floor".to_string(),
-                    &super::measure::Stats::of(vec![ratio]),
-                    "x",
-                    Target::AtMost(1.5),
-                )
-                .with_note("medians of the two rows above"),
-            );
-            continue;
-        }
         rows.push(
             Row::measured(
                 format!("{} [{SOURCES} sources]", case.name),
-                &stats,
+                measured.headline(),
                 "ns",
                 case.target,
             )
-            .with_note("rotated over the sources"),
+            .with_context(&measured),
+        );
+        if case.destination != SPAM_CHECKER {
+            continue;
+        }
+        // The floor: one lookup in an LRU hash of the throttle's capacity holding the same
+        // sources with 4-byte keys and 8-byte values, plus an add, on the same frames.
+        let floor = Floor::new(DEFAULT_MAX_SOURCES, Geometry::MINIMAL)?;
+        floor.track((0..SOURCES).map(others))?;
+        let floor_measured = measure(
+            "inbound floor",
+            floor.fd(),
+            empty.as_fd(),
+            &frames,
+            scale.steady,
+            XDP_DROP,
+            &mut NoHooks,
+        )?;
+        rows.push(
+            Row::measured(
+                format!("inbound: floor, 4-byte key, {SOURCES} sources"),
+                floor_measured.headline(),
+                "ns",
+                Target::Info,
+            )
+            .with_context(&floor_measured),
+        );
+        let ratio = measured.headline().median / floor_measured.headline().median;
+        rows.push(
+            Row::measured(
+                "inbound: throttled SYN / floor".to_string(),
+                &Stats::of(vec![ratio]),
+                "x",
+                Target::AtMost(1.5),
+            )
+            .with_note("rotated medians of the two rows above; 262,144-entry LRU maps both"),
         );
     }
     Ok(rows)
