@@ -1,0 +1,74 @@
+//! The inbound lists are checked for drift like the allowlists: a protected primary MX
+//! deleted from its pinned trie behind the agent's back (with bpftool), or a rogue spam
+//! checker inserted, is put back within seconds and counted under its own kind.
+use std::net::Ipv4Addr;
+
+use tests::agent::{
+    Agent, AgentFiles, Lab, RELAY,
+    kernel::{bpftool, lpm_v4_key},
+    wait_for,
+};
+
+fn has_key(map: &str, key: &[String]) -> bool {
+    let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    bpftool(&args).status.success()
+}
+
+fn bpftool_ok(args: &[&str]) {
+    let out = bpftool(args);
+    assert!(
+        out.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn inbound_list_drift_is_reverted_and_counted_by_kind() {
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    files.write_config_for(
+        &[(&lab.rtr_up_if, "xdp-inbound")],
+        &format!("[inbound]\nprotected_mx = [\"{RELAY}/32\"]\nmx_senders = [\"198.51.100.40/32\"]"),
+    );
+    let agent = Agent::start(&lab, files);
+    let maps = agent.files.pin_dir.join("maps");
+    let protected = maps.join("EGRESS_PROTECTED_MX_V4");
+    let protected = protected.to_str().expect("utf-8");
+    let senders = maps.join("EGRESS_MX_SENDERS_V4");
+    let senders = senders.to_str().expect("utf-8");
+    let mx_key = lpm_v4_key(RELAY.parse::<Ipv4Addr>().expect("MX"), 32);
+    let rogue_key = lpm_v4_key(Ipv4Addr::new(198, 51, 100, 66), 32);
+    assert!(
+        has_key(protected, &mx_key),
+        "the primary MX is in its trie before attach"
+    );
+    let drift = |kind: &str| agent.status()["allowlist_drift"][kind].as_u64();
+    assert_eq!(
+        (drift("protected_mx"), drift("mx_sender")),
+        (Some(0), Some(0))
+    );
+
+    let mut delete = vec!["map", "delete", "pinned", protected, "key", "hex"];
+    delete.extend(mx_key.iter().map(String::as_str));
+    bpftool_ok(&delete);
+    wait_for("the deleted primary MX to be restored", 15, || {
+        has_key(protected, &mx_key)
+    });
+    assert_eq!(drift("protected_mx"), Some(1));
+
+    let mut update = vec!["map", "update", "pinned", senders, "key", "hex"];
+    update.extend(rogue_key.iter().map(String::as_str));
+    update.extend(["value", "hex", "10", "00", "00", "00"]);
+    bpftool_ok(&update);
+    wait_for("the rogue sender to be removed", 15, || {
+        !has_key(senders, &rogue_key)
+    });
+    assert_eq!(drift("mx_sender"), Some(1));
+    assert_eq!(
+        drift("relay"),
+        Some(0),
+        "drift is counted under the inbound kinds only"
+    );
+}
