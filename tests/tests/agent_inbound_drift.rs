@@ -5,24 +5,9 @@ use std::net::Ipv4Addr;
 
 use tests::agent::{
     Agent, AgentFiles, Lab, RELAY,
-    kernel::{bpftool, lpm_v4_key},
+    kernel::{bpftool_ok, has_key, lpm_v4_key},
     wait_for,
 };
-
-fn has_key(map: &str, key: &[String]) -> bool {
-    let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
-    args.extend(key.iter().map(String::as_str));
-    bpftool(&args).status.success()
-}
-
-fn bpftool_ok(args: &[&str]) {
-    let out = bpftool(args);
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn inbound_list_drift_is_reverted_and_counted_by_kind() {

@@ -5,25 +5,10 @@ use std::net::Ipv4Addr;
 
 use tests::agent::{
     Agent, AgentFiles, Lab, RELAY, SUBSCRIBER,
-    kernel::{bpftool, lpm_v4_key},
+    kernel::{bpftool_ok, has_key, lpm_v4_key},
     traffic::{connects, smtp_listener},
     wait_for,
 };
-
-fn has_key(map: &str, key: &[String]) -> bool {
-    let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
-    args.extend(key.iter().map(String::as_str));
-    bpftool(&args).status.success()
-}
-
-fn bpftool_ok(args: &[&str]) {
-    let out = bpftool(args);
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn allowlist_drift_is_reverted_and_counted() {

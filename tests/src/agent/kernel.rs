@@ -64,3 +64,20 @@ pub fn lpm_v4_key(address: std::net::Ipv4Addr, prefix_len: u32) -> Vec<String> {
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
+
+/// Whether the pinned map at `map` holds `key` (bytes as hex words, see [`lpm_v4_key`]).
+pub fn has_key(map: &str, key: &[String]) -> bool {
+    let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
+    args.extend(key.iter().map(String::as_str));
+    bpftool(&args).status.success()
+}
+
+/// Runs bpftool with `args`, panicking with its stderr when it fails.
+pub fn bpftool_ok(args: &[&str]) {
+    let out = bpftool(args);
+    assert!(
+        out.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
