@@ -1,12 +1,13 @@
 //! Builds the `/metrics` exposition from the pinned maps and the agent's status, at scrape time.
 
 use egress_common::Counter;
+use prometheus::proto::MetricFamily;
 
 use super::{
     TelemetryContext, TelemetryError,
     census_cache::Snapshot,
-    exposition::{Exposition, MetricType},
-    limiter, pinned, read, subscribers,
+    exposition::{self, Exposition, MetricType},
+    limiter, pinned, program_stats, read, subscribers,
 };
 use crate::status::{AgentStatus, ByKind};
 
@@ -30,8 +31,14 @@ const OTHER_DROPS: [(Counter, &str); 3] = [
     (Counter::Ipv6Chain, "ipv6_chain"),
 ];
 
-/// The whole exposition, read now.
+/// The whole exposition as text, read now.
 pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
+    exposition::encode(&families(ctx)?).map_err(|err| TelemetryError::Encode(err.to_string()))
+}
+
+/// Every metric family, read now. The subscriber families come from one streamed pass over
+/// the subscriber map that keeps only the bounded top and the suspected bots.
+pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryError> {
     let status = read(&ctx.status).clone();
     let snapshot = ctx.census.current(ctx)?;
     let counters = pinned::counters(&ctx.pins)?;
@@ -44,7 +51,27 @@ pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
     write_subscribers(&mut out, &snapshot.census);
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
+    program_stats::write(&mut out, &ctx.pins);
     Ok(out.finish())
+}
+
+/// The agent's families as a `prometheus` [`Collector`](prometheus::core::Collector), for a
+/// `prometheus::Registry` shared with other collectors. Its families change with the maps, so
+/// it declares no fixed descriptors (an unchecked collector); a failed read is logged and
+/// yields no families (the `/metrics` server uses [`render`] and answers 500 instead).
+pub struct AgentCollector(pub TelemetryContext);
+
+impl prometheus::core::Collector for AgentCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        families(&self.0).unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "metrics collection failed");
+            Vec::new()
+        })
+    }
 }
 
 fn write_dataplane_counters(out: &mut Exposition, counters: &[u64]) {
@@ -131,13 +158,13 @@ fn write_census(out: &mut Exposition, snapshot: &Snapshot) {
         "egress_subscriber_census_age_seconds",
         MetricType::Gauge,
         "Seconds since the subscriber-map scan behind the per-subscriber series, egress_suspected_bots and egress_tracked_subscribers started: every scrape scans while scans take under 100 ms, else it shows the last scan and starts the next.",
-        format!("{:.3}", snapshot.age().as_secs_f64()),
+        millis(snapshot.age()),
     );
     out.single(
         "egress_subscriber_census_duration_seconds",
         MetricType::Gauge,
         "How long that scan took.",
-        format!("{:.3}", snapshot.took.as_secs_f64()),
+        millis(snapshot.took),
     );
 }
 
@@ -222,4 +249,9 @@ fn write_by_kind(out: &mut Exposition, name: &str, counts: ByKind) {
     ] {
         out.sample(name, &[("kind", kind)], value);
     }
+}
+
+/// Seconds, rounded to the millisecond.
+fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
 }

@@ -1,8 +1,15 @@
-//! A writer for the Prometheus text exposition format, version 0.0.4.
+//! A small builder of Prometheus metric families over the `prometheus` crate's data model, and
+//! the text encoding (format 0.0.4) of what it built.
+//!
+//! The shape (`family`, `sample`, `single`) predates the `prometheus` crate here and is kept so
+//! that every family is written the same way: start a family, add its samples.
 
-use std::{borrow::Cow, fmt::Display, fmt::Write as _};
+use prometheus::{
+    TextEncoder,
+    proto::{self, LabelPair, Metric, MetricFamily},
+};
 
-/// The `Content-Type` of what [`Exposition`] writes.
+/// The `Content-Type` of what [`encode`] writes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,19 +18,32 @@ pub enum MetricType {
     Gauge,
 }
 
-impl MetricType {
-    fn as_str(self) -> &'static str {
-        match self {
-            MetricType::Counter => "counter",
-            MetricType::Gauge => "gauge",
+/// A number a sample can hold (Prometheus values are 64-bit floats).
+pub trait SampleValue {
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! sample_value {
+    ($($t:ty),*) => {$(
+        impl SampleValue for $t {
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
         }
+    )*};
+}
+sample_value!(u8, u16, u32, u64, usize, i32, i64, f32, f64);
+
+impl SampleValue for bool {
+    fn to_f64(self) -> f64 {
+        f64::from(u8::from(self))
     }
 }
 
-/// Text being built: a `# HELP` and `# TYPE` line per family, then its samples.
+/// Metric families being built; `finish` hands them over.
 #[derive(Default)]
 pub struct Exposition {
-    text: String,
+    families: Vec<MetricFamily>,
 }
 
 impl Exposition {
@@ -31,62 +51,92 @@ impl Exposition {
         Exposition::default()
     }
 
-    /// Starts a metric family. `help` is escaped as HELP text requires.
+    /// Starts a metric family; the samples that follow belong to it.
     pub fn family(&mut self, name: &str, kind: MetricType, help: &str) -> &mut Self {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        // Writing to a String cannot fail.
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {}", kind.as_str());
+        let mut family = MetricFamily::default();
+        family.set_name(name.to_owned());
+        family.set_help(help.to_owned());
+        family.set_field_type(match kind {
+            MetricType::Counter => proto::MetricType::COUNTER,
+            MetricType::Gauge => proto::MetricType::GAUGE,
+        });
+        self.families.push(family);
         self
     }
 
-    /// One sample of the family started last.
+    /// One sample of the family started last (`name` must be that family's name).
     pub fn sample(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
-        value: impl Display,
+        value: impl SampleValue,
     ) -> &mut Self {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (label, label_value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(self.text, "{label}=\"{}\"", escape_label_value(label_value));
-            }
-            self.text.push('}');
+        let Some(family) = self.families.last_mut() else {
+            debug_assert!(false, "sample {name} before any family");
+            return self;
+        };
+        debug_assert_eq!(family.name(), name, "sample of another family");
+        let mut metric = Metric::from_label(
+            labels
+                .iter()
+                .map(|(label, label_value)| {
+                    let mut pair = LabelPair::default();
+                    pair.set_name((*label).to_owned());
+                    pair.set_value((*label_value).to_owned());
+                    pair
+                })
+                .collect(),
+        );
+        let value = value.to_f64();
+        if family.get_field_type() == proto::MetricType::COUNTER {
+            let mut counter = proto::Counter::default();
+            counter.set_value(value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = proto::Gauge::default();
+            gauge.set_value(value);
+            metric.set_gauge(gauge);
         }
-        let _ = writeln!(self.text, " {value}");
+        family.mut_metric().push(metric);
         self
     }
 
     /// A family with a single unlabelled sample.
-    pub fn single(&mut self, name: &str, kind: MetricType, help: &str, value: impl Display) {
+    pub fn single(&mut self, name: &str, kind: MetricType, help: &str, value: impl SampleValue) {
         self.family(name, kind, help).sample(name, &[], value);
     }
 
-    pub fn finish(self) -> String {
-        self.text
+    /// The families built, in order, including those without samples.
+    pub fn finish(self) -> Vec<MetricFamily> {
+        self.families
     }
 }
 
-/// Escapes a label value: backslash, double quote and line feed.
-pub fn escape_label_value(value: &str) -> Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return Cow::Borrowed(value);
-    }
-    let mut escaped = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            other => escaped.push(other),
+/// The text exposition of `families` (escaping HELP text and label values as the format says).
+///
+/// A family without samples (no suspected bots right now) still gets its `# HELP` and
+/// `# TYPE` lines, as before the `prometheus` crate, so a scraper always sees what the agent
+/// exports. The crate's encoder refuses such a family, so it encodes it with one unlabelled
+/// placeholder sample and keeps only the header lines.
+pub fn encode(families: &[MetricFamily]) -> Result<String, prometheus::Error> {
+    let encoder = TextEncoder::new();
+    let mut text = String::with_capacity(4096 + 128 * families.len());
+    for family in families {
+        if !family.get_metric().is_empty() {
+            encoder.encode_utf8(std::slice::from_ref(family), &mut text)?;
+            continue;
         }
+        let mut header = family.clone();
+        header.mut_metric().push(Metric::default());
+        let mut lines = String::new();
+        encoder.encode_utf8(std::slice::from_ref(&header), &mut lines)?;
+        let sample_line = lines
+            .trim_end_matches('\n')
+            .rfind('\n')
+            .map_or(0, |at| at + 1);
+        text.push_str(&lines[..sample_line]);
     }
-    Cow::Owned(escaped)
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -94,13 +144,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn telemetry_label_values_are_escaped() {
-        assert_eq!(escape_label_value("203.0.113.7"), "203.0.113.7");
-        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-    }
-
-    #[test]
-    fn telemetry_families_have_help_type_and_samples() {
+    fn telemetry_families_have_help_type_and_escaped_samples() {
         let mut out = Exposition::new();
         out.family(
             "egress_x_total",
@@ -109,20 +153,27 @@ mod tests {
         )
         .sample(
             "egress_x_total",
-            &[("kind", "a\"b"), ("family", "ipv4")],
+            &[("kind", "a\"b\\c\nd"), ("family", "ipv4")],
             3u64,
         )
         .sample("egress_x_total", &[], 0u64);
+        out.family("egress_empty", MetricType::Gauge, "No samples.");
         out.single("egress_y", MetricType::Gauge, "Y.", 1.5);
+        out.single("egress_big_total", MetricType::Counter, "Big.", 1u64 << 52);
         assert_eq!(
-            out.finish(),
+            encode(&out.finish()).expect("encode"),
             "# HELP egress_x_total Things.\\nMore \\\\ text.\n\
              # TYPE egress_x_total counter\n\
-             egress_x_total{kind=\"a\\\"b\",family=\"ipv4\"} 3\n\
+             egress_x_total{kind=\"a\\\"b\\\\c\\nd\",family=\"ipv4\"} 3\n\
              egress_x_total 0\n\
+             # HELP egress_empty No samples.\n\
+             # TYPE egress_empty gauge\n\
              # HELP egress_y Y.\n\
              # TYPE egress_y gauge\n\
-             egress_y 1.5\n"
+             egress_y 1.5\n\
+             # HELP egress_big_total Big.\n\
+             # TYPE egress_big_total counter\n\
+             egress_big_total 4503599627370496\n"
         );
     }
 }

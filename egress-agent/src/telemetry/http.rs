@@ -1,19 +1,32 @@
-//! A minimal HTTP/1.1 server for `GET /metrics`: one request per connection, bounded in size,
-//! time and concurrency, so a misbehaving client cannot hold the agent.
+//! `/metrics` over hyper's HTTP/1.1 server: keep-alive, `HEAD`, 404/405, gzip when the scraper
+//! asks for it (Prometheus does). Bounded so that a misbehaving client cannot hold the agent:
+//! at most 32 connections, request heads of at most 8 KiB read within 10 s, and a connection
+//! closed gracefully after 5 minutes.
 
-use std::{sync::Arc, time::Duration};
+use std::{convert::Infallible, io::Write as _, sync::Arc, time::Duration};
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
 
 use super::{TelemetryContext, TelemetryError, collector, exposition::CONTENT_TYPE};
 
+/// hyper's smallest read buffer, which bounds the request head.
 const MAX_REQUEST_HEAD: usize = 8192;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 const MAX_CONNECTIONS: usize = 32;
+const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Answers requests on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, ctx: TelemetryContext) -> Result<(), TelemetryError> {
@@ -38,98 +51,157 @@ pub async fn serve(listener: TcpListener, ctx: TelemetryContext) -> Result<(), T
         let scrapes = scrapes.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let answered =
-                tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &ctx, &scrapes)).await;
-            match answered {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => tracing::debug!(%peer, error = %err, "metrics request failed"),
-                Err(_) => tracing::debug!(%peer, "metrics request timed out"),
+            if let Err(err) = connection(stream, ctx, scrapes).await {
+                tracing::debug!(%peer, error = %err, "metrics connection failed");
             }
         });
     }
 }
 
-struct Response {
-    status: &'static str,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Response {
-    fn text(status: &'static str, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-        }
+async fn connection(
+    stream: TcpStream,
+    ctx: TelemetryContext,
+    scrapes: Arc<Semaphore>,
+) -> Result<(), hyper::Error> {
+    let service = service_fn(move |request| {
+        let (ctx, scrapes) = (ctx.clone(), scrapes.clone());
+        async move { Ok::<_, Infallible>(respond(&request, &ctx, &scrapes).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        done = connection.as_mut() => return done,
+        () = tokio::time::sleep(MAX_CONNECTION_AGE) => connection.as_mut().graceful_shutdown(),
+    }
+    // Let an answer in progress finish, but not forever.
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, connection).await {
+        Ok(done) => done,
+        Err(_) => Ok(()),
     }
 }
 
-async fn answer(
-    mut stream: TcpStream,
+async fn respond(
+    request: &Request<hyper::body::Incoming>,
     ctx: &TelemetryContext,
     scrapes: &Semaphore,
-) -> std::io::Result<()> {
-    let Some(head) = read_head(&mut stream).await? else {
-        return Ok(());
-    };
-    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let response = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => scrape(ctx, scrapes).await,
-        ("GET" | "HEAD", "/") => Response::text("200 OK", "egress-agent: see /metrics\n"),
-        ("GET" | "HEAD", _) => Response::text("404 Not Found", "not found; see /metrics\n"),
-        _ => Response::text("405 Method Not Allowed", "only GET and HEAD\n"),
-    };
-    let head = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        response.status,
-        response.content_type,
-        response.body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    if method != "HEAD" {
-        stream.write_all(response.body.as_bytes()).await?;
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
-    stream.shutdown().await
+    match request.uri().path() {
+        "/metrics" => scrape(ctx, scrapes, accepts_gzip(request)).await,
+        "/" => text(StatusCode::OK, "egress-agent: see /metrics\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found; see /metrics\n"),
+    }
 }
 
-/// Reads up to the blank line ending the request head; `None` when the client sent nothing.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.ends_with(b"\n\n") {
-        if head.len() >= MAX_REQUEST_HEAD {
-            return Err(std::io::Error::other("request head too large"));
-        }
-        let read = stream.read(&mut buffer).await?;
-        if read == 0 {
-            return Ok((!head.is_empty()).then(|| String::from_utf8_lossy(&head).into_owned()));
-        }
-        head.extend_from_slice(&buffer[..read]);
-    }
-    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
+    response
 }
 
-async fn scrape(ctx: &TelemetryContext, scrapes: &Semaphore) -> Response {
+/// Whether `Accept-Encoding` lists gzip (or `*`) with a non-zero quality.
+fn accepts_gzip<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+async fn scrape(ctx: &TelemetryContext, scrapes: &Semaphore, gzip: bool) -> Response<Full<Bytes>> {
     let Ok(_turn) = scrapes.acquire().await else {
-        return Response::text("503 Service Unavailable", "shutting down\n");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     };
     let ctx = ctx.clone();
-    match tokio::task::spawn_blocking(move || collector::render(&ctx)).await {
-        Ok(Ok(body)) => Response {
-            status: "200 OK",
-            content_type: CONTENT_TYPE,
-            body,
-        },
+    let rendered = tokio::task::spawn_blocking(move || {
+        let body = collector::render(&ctx)?;
+        if gzip {
+            compress(body.as_bytes()).map(|bytes| (bytes, true))
+        } else {
+            Ok((body.into_bytes(), false))
+        }
+    })
+    .await;
+    match rendered {
+        Ok(Ok((body, gzipped))) => {
+            let mut response = text(StatusCode::OK, body);
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            if gzipped {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
+        }
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "metrics scrape failed");
-            Response::text("500 Internal Server Error", format!("{err}\n"))
+            text(StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n"))
         }
-        Err(err) => Response::text(
-            "500 Internal Server Error",
+        Err(err) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
             format!("metrics collector failed: {err}\n"),
         ),
+    }
+}
+
+/// gzip at a fast level: a scrape is compressible text, and the agent's CPU matters more.
+fn compress(body: &[u8]) -> Result<Vec<u8>, TelemetryError> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .map_err(|err| TelemetryError::Encode(format!("gzip: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(accept_encoding: &[&str]) -> Request<()> {
+        let mut builder = Request::builder().uri("/metrics");
+        for value in accept_encoding {
+            builder = builder.header(header::ACCEPT_ENCODING, *value);
+        }
+        builder.body(()).expect("request")
+    }
+
+    #[test]
+    fn telemetry_gzip_only_when_asked_with_nonzero_quality() {
+        assert!(accepts_gzip(&request(&["gzip"])));
+        assert!(accepts_gzip(&request(&["deflate, GZIP;q=0.5"])));
+        assert!(accepts_gzip(&request(&["identity", "*"])));
+        assert!(!accepts_gzip(&request(&[])));
+        assert!(!accepts_gzip(&request(&["identity"])));
+        assert!(!accepts_gzip(&request(&["gzip;q=0", "br"])));
+        assert!(!accepts_gzip(&request(&["x-gzip-not"])));
     }
 }

@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod http;
 pub mod limiter;
 mod pinned;
+pub mod program_stats;
 pub mod scan;
 pub mod subscribers;
 
@@ -111,6 +112,8 @@ pub enum TelemetryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot encode the metrics: {0}")]
+    Encode(String),
     #[error("a metrics worker failed: {0}")]
     Worker(String),
 }
