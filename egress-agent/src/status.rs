@@ -16,6 +16,12 @@ pub struct Attachment {
     pub attached: bool,
     /// A program that is not ours holds the hook (reported, and replaced when `reattach`).
     pub foreign_program: bool,
+    /// `xdp-link`, `tcx` or `tc-legacy` (a cls_bpf filter on clsact, kernels before 6.6).
+    #[serde(default)]
+    pub method: String,
+    /// tc-legacy: other tools' filters on the same hook, kept as they are.
+    #[serde(default)]
+    pub foreign_filters: Vec<String>,
 }
 
 /// Allowlist entry counts or drift counts by kind.
@@ -55,6 +61,11 @@ pub struct AgentStatus {
     pub allowlist_drift: ByKind,
     pub config_last_reload_successful: bool,
     pub max_tracked: u32,
+    /// The running kernel, and one line per feature it lacks (see dataplane::features).
+    #[serde(default)]
+    pub kernel: String,
+    #[serde(default)]
+    pub missing_kernel_features: Vec<String>,
 }
 
 impl AgentStatus {
@@ -68,6 +79,8 @@ impl AgentStatus {
             allowlist_drift: ByKind::default(),
             config_last_reload_successful: true,
             max_tracked,
+            kernel: String::new(),
+            missing_kernel_features: Vec::new(),
         }
     }
 }

@@ -152,6 +152,9 @@ pub struct Agent {
     pub files: AgentFiles,
     log: PathBuf,
     launch: Launch,
+    /// The router namespace the agent runs in: `detach` on drop runs there too, where a
+    /// legacy TC filter (kernels without tcx) can be reached.
+    netns: Option<PathBuf>,
 }
 
 impl Agent {
@@ -167,6 +170,7 @@ impl Agent {
             log: files.dir.join("agent.log"),
             files,
             launch,
+            netns: None,
         };
         agent.restart(lab);
         agent
@@ -175,6 +179,7 @@ impl Agent {
     /// Starts the agent again (after `signal` or `kill`).
     pub fn restart(&mut self, lab: &Lab) {
         assert!(self.child.is_none(), "agent is still running");
+        self.netns = Some(lab.rtr.path().to_owned());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -304,13 +309,21 @@ impl Drop for Agent {
             let _ = child.wait();
         }
         let pin_dir = self.files.pin_dir.to_str().unwrap_or_default().to_owned();
-        let out = cli(&[
-            "detach",
-            "--pin-dir",
-            &pin_dir,
-            "--socket",
-            self.files.socket(),
-        ]);
+        let mut detach = Command::new("nsenter");
+        if let Some(netns) = &self.netns {
+            detach.arg(format!("--net={}", netns.display()));
+        }
+        let out = detach
+            .arg(binary())
+            .args([
+                "detach",
+                "--pin-dir",
+                &pin_dir,
+                "--socket",
+                self.files.socket(),
+            ])
+            .output()
+            .expect("cannot run egress-agent detach");
         if !out.status.success() {
             eprintln!(
                 "warning: detach failed: {}",

@@ -12,7 +12,11 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::{LinkOrder, TcAttachType, tc::TcAttachOptions, xdp::XdpMode};
+use aya::programs::{
+    LinkOrder, TcAttachType,
+    tc::{self, NlOptions, TcAttachOptions},
+    xdp::XdpMode,
+};
 use egress_common::Counter;
 use socket2::{Domain, Socket, Type};
 use tests::{
@@ -159,6 +163,26 @@ fn tc_on_the_uplink_blocks_port_25_except_relays() {
     });
 }
 
+/// Kernels without tcx (Debian 12's 6.1): a direct-action cls_bpf filter on a clsact qdisc;
+/// dropping the dataplane deletes the filter.
+#[test]
+fn tc_legacy_filter_on_the_uplink_blocks_port_25_except_relays() {
+    enforced_while_attached(|dataplane| {
+        tc::qdisc_add_clsact("rup0").expect("add clsact to rup0");
+        dataplane
+            .tc()
+            .attach_with_options(
+                "rup0",
+                TcAttachType::Egress,
+                TcAttachOptions::Netlink(NlOptions {
+                    priority: 1,
+                    ..NlOptions::default()
+                }),
+            )
+            .expect("attach TC (cls_bpf egress filter) to rup0");
+    });
+}
+
 /// Port 25 is open before `attach` (run inside the router) and after the dataplane is
 /// dropped, and blocked except for relays, with counters, in between.
 fn enforced_while_attached(attach: impl FnOnce(&mut Dataplane)) {
@@ -172,6 +196,10 @@ fn enforced_while_attached(attach: impl FnOnce(&mut Dataplane)) {
     }
     lab.assert_policy(true);
     assert_counted(&dataplane);
-    drop(dataplane);
+    {
+        // A netlink filter is deleted by ifindex, in the namespace of the caller.
+        let _inside = enter(&lab.rtr);
+        drop(dataplane);
+    }
     lab.assert_policy(false);
 }

@@ -51,6 +51,8 @@ fn status(dataplane: &PinnedDataplane) -> AgentStatus {
             mode: "native".to_owned(),
             attached: true,
             foreign_program: false,
+            method: "xdp-link".to_owned(),
+            foreign_filters: Vec::new(),
         },
         Attachment {
             interface: "up0".to_owned(),
@@ -59,6 +61,8 @@ fn status(dataplane: &PinnedDataplane) -> AgentStatus {
             attached: false,
             // Displaced by another program: reported by egress_foreign_program.
             foreign_program: true,
+            method: "tcx".to_owned(),
+            foreign_filters: Vec::new(),
         },
     ];
     status

@@ -9,6 +9,7 @@ pub mod fuzz;
 pub mod netns;
 pub mod setup;
 pub mod test;
+pub mod vm;
 
 use std::{
     path::{Path, PathBuf},

@@ -6,13 +6,16 @@
 use anyhow::{Result, bail};
 use clap::Args;
 
-use crate::{build, cargo, cmd::Runner, fuzz, setup};
+use crate::{build, cargo, cmd::Runner, fuzz, setup, vm};
 
 #[derive(Args, Debug, Default)]
 pub struct TestArgs {
     /// Skip `cargo fmt --check` and `cargo clippy` (CI never skips them)
     #[arg(long)]
     pub no_lint: bool,
+    /// Run only the tests on another kernel in a VM (`6.1`: Debian 12's, under TCG)
+    #[arg(long, value_name = "VERSION", value_parser = ["6.1"])]
+    pub kernel: Option<String>,
     /// Passed to the test binaries after `--`, e.g. a test name filter
     #[arg(last = true)]
     pub test_args: Vec<String>,
@@ -20,6 +23,11 @@ pub struct TestArgs {
 
 pub fn run(args: TestArgs) -> Result<()> {
     setup::run()?;
+    if args.kernel.is_some() {
+        let took = vm::run()?;
+        println!("==> The 6.1 VM tests passed in {:.0} s", took.as_secs_f64());
+        return Ok(());
+    }
     let runner = Runner::echoing();
     let mut failed = Vec::new();
     if !args.no_lint {
@@ -61,6 +69,14 @@ pub fn run(args: TestArgs) -> Result<()> {
     if let Err(err) = tests {
         eprintln!("{err:#}");
         failed.push("tests");
+    }
+    println!("==> The dataplane and agent tests on Debian 12's kernel (6.1) in a VM");
+    match vm::run() {
+        Ok(took) => println!("  passed in {:.0} s", took.as_secs_f64()),
+        Err(err) => {
+            eprintln!("{err:#}");
+            failed.push("tests in the 6.1 VM");
+        }
     }
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));

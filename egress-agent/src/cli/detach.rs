@@ -59,6 +59,9 @@ pub fn detach(args: &DetachArgs) -> Result<(), CliError> {
     ask_agent(&socket)?;
     let removed = teardown::remove_all(&PinLayout::new(&pin_dir))
         .map_err(|err| CliError::Failed(err.to_string()))?;
+    for filter in &removed.filters {
+        println!("removed {filter}");
+    }
     if !removed.links.is_empty() || !removed.maps.is_empty() {
         println!(
             "removed {} link(s) and {} map(s) under {}",

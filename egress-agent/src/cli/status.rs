@@ -20,6 +20,12 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
             "FAILED (previous config in force)"
         }
     );
+    if !agent.kernel.is_empty() {
+        println!("kernel: {}", agent.kernel);
+    }
+    for line in &agent.missing_kernel_features {
+        println!("  {line}");
+    }
     println!();
     let attachments: Vec<Vec<String>> = agent
         .attachments
@@ -30,18 +36,35 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
                 (true, false) => "attached",
                 (false, false) => "not attached",
             };
+            let state = match a.foreign_filters.len() {
+                0 => state.to_owned(),
+                n => format!("{state} (+{n} foreign filter(s) kept)"),
+            };
             vec![
                 a.interface.clone(),
                 a.hook.as_str().into(),
                 a.mode.clone(),
-                state.into(),
+                state,
+                a.method.clone(),
             ]
         })
         .collect();
     println!(
         "{}",
-        table::render(&["INTERFACE", "HOOK", "MODE", "STATE"], &attachments)
+        table::render(
+            &["INTERFACE", "HOOK", "MODE", "STATE", "METHOD"],
+            &attachments
+        )
     );
+    for a in &agent.attachments {
+        for filter in &a.foreign_filters {
+            println!(
+                "foreign filter on {} {}: {filter}",
+                a.interface,
+                a.hook.as_str()
+            );
+        }
+    }
     println!();
     let counters: Vec<Vec<String>> = view
         .counters

@@ -59,10 +59,14 @@ impl Agent {
     /// sees is judged against the full policy.
     pub fn start(config_path: &Path) -> Result<Agent, DaemonError> {
         let config = config::load(config_path)?;
+        let features = crate::dataplane::features::get();
         let dataplane = Dataplane::load(&config)?;
         dataplane.apply_settings(&config)?;
         let store = Store::load(&StateLayout::new(&config.state_dir))?;
-        let status = AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
+        let mut status =
+            AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
+        status.kernel = features.kernel.clone();
+        status.missing_kernel_features = features.missing_lines();
         let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone());
         let mut agent = Agent {
             config_path: config_path.to_owned(),
@@ -176,6 +180,7 @@ impl Agent {
         let mut attachments = Vec::new();
         for interface in self.config.interfaces.clone() {
             let attachment = self.attach_one(&interface, replace);
+            super::watch::log_foreign_filters(&attachment);
             if attachment.foreign_program {
                 super::watch::log_foreign(&attachment);
             } else if !attachment.attached && super::watch::interface_missing(&interface.name) {
@@ -215,14 +220,32 @@ impl Agent {
                     mode: String::new(),
                     attached: false,
                     foreign_program,
+                    method: String::new(),
+                    foreign_filters: Vec::new(),
                 }
             }
         }
     }
 
-    /// Link pins for interfaces no longer configured are removed (this detaches them).
+    /// Link pins for interfaces no longer configured are removed (this detaches them), and so
+    /// are our legacy TC filters there.
     fn remove_unconfigured_links(&self) {
         let pins = self.dataplane.pins();
+        for interface in crate::dataplane::tc_legacy::recorded(pins) {
+            let configured = self
+                .config
+                .interfaces
+                .iter()
+                .any(|i| i.name == interface && i.hook == config::Hook::TcEgress);
+            if configured {
+                continue;
+            }
+            match crate::dataplane::tc_legacy::remove(pins, &interface) {
+                Ok(removal) => tracing::info!(%interface, hook = "tc-egress", ?removal,
+                    "detached: interface no longer configured"),
+                Err(err) => tracing::error!(%interface, %err, "cannot remove our cls_bpf filter"),
+            }
+        }
         for hook in config::Hook::ALL {
             let Ok(dir) = std::fs::read_dir(pins.hook_dir(hook.as_str())) else {
                 continue;

@@ -32,6 +32,17 @@ pub(super) fn log_transition(before: &Attachment, now: &Attachment) {
     if !before.foreign_program && now.foreign_program {
         log_foreign(now);
     }
+    if before.foreign_filters != now.foreign_filters {
+        log_foreign_filters(now);
+    }
+}
+
+/// Other tools' filters next to our cls_bpf filter: kept (never removed silently), said once.
+pub(super) fn log_foreign_filters(now: &Attachment) {
+    for filter in &now.foreign_filters {
+        tracing::warn!(interface = %now.interface, hook = now.hook.as_str(), %filter,
+            "foreign TC filter on the hook: kept as it is (egress runs first, at priority 1)");
+    }
 }
 
 /// A foreign program we are not allowed to replace (or could not): said once per occurrence.

@@ -16,7 +16,10 @@ use aya::{
 };
 use egress_common::names;
 
-use super::netlink;
+use super::{
+    features::{self, TcMethod},
+    netlink, tc_legacy,
+};
 use crate::{
     config::{Hook, InterfaceConfig, XdpModeSetting},
     paths::PinLayout,
@@ -110,6 +113,9 @@ pub fn ensure(
     replace: Replace,
     reattach: bool,
 ) -> Result<Attachment, AttachError> {
+    if interface.hook == Hook::TcEgress && features::get().tc_method == TcMethod::Legacy {
+        return tc_legacy::ensure(ebpf, pins, interface, replace);
+    }
     let hook = interface.hook.as_str();
     let mut attachment = Attachment {
         interface: interface.name.clone(),
@@ -117,6 +123,12 @@ pub fn ensure(
         mode: String::new(),
         attached: false,
         foreign_program: false,
+        method: match interface.hook {
+            Hook::Xdp => "xdp-link",
+            Hook::TcEgress => "tcx",
+        }
+        .to_owned(),
+        foreign_filters: Vec::new(),
     };
     let ifindex = ifindex(&interface.name);
     if ifindex == 0 {

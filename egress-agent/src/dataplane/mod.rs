@@ -4,10 +4,13 @@ pub mod allowlist_maps;
 pub mod attach;
 pub mod bpffs;
 pub mod capacity;
+pub mod features;
 pub mod layout;
 pub mod maps;
 pub mod netlink;
 pub mod source_index;
+pub mod tc_legacy;
+pub mod tc_netlink;
 pub mod teardown;
 
 use aya::{

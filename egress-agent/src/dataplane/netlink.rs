@@ -62,7 +62,7 @@ pub fn xdp_state(ifindex: u32) -> io::Result<XdpState> {
 }
 
 /// Iterates over (type, payload) of netlink attributes.
-fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attributes(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if bytes.len() < 4 {
             return None;
@@ -105,7 +105,7 @@ pub fn detach_xdp(ifindex: u32, mode: Option<&str>) -> io::Result<()> {
     Ok(())
 }
 
-fn push_attribute(buffer: &mut Vec<u8>, kind: u16, payload: &[u8]) {
+pub(super) fn push_attribute(buffer: &mut Vec<u8>, kind: u16, payload: &[u8]) {
     let len = 4 + payload.len();
     buffer.extend_from_slice(&(len as u16).to_ne_bytes());
     buffer.extend_from_slice(&kind.to_ne_bytes());

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::tc_legacy;
 use crate::{config::Hook, paths::PinLayout};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,17 @@ pub enum TeardownError {
     },
     #[error("{path} is not on bpffs; refusing to delete files there")]
     NotBpffs { path: PathBuf },
+    #[error("{interface}: cannot remove the legacy TC filter: {source}")]
+    Filter {
+        interface: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the legacy TC filter on {} is still attached: no such interface in this network \
+         namespace; run `egress-agent detach` in the agent's namespace (or delete the interface)",
+        interfaces.join(", ")
+    )]
+    Unreachable { interfaces: Vec<String> },
 }
 
 /// What `detach` removed.
@@ -21,6 +33,8 @@ pub enum TeardownError {
 pub struct Removed {
     pub links: Vec<String>,
     pub maps: Vec<String>,
+    /// Legacy TC filters (and qdiscs egress created) removed, one line each.
+    pub filters: Vec<String>,
 }
 
 /// Removes links first (enforcement stops), then maps, then the directories.
@@ -34,6 +48,7 @@ pub fn remove_all(pins: &PinLayout) -> Result<Removed, TeardownError> {
             path: pins.root().to_owned(),
         });
     }
+    let unreachable = remove_legacy_filters(pins, &mut removed)?;
     for hook in Hook::ALL {
         let dir = pins.hook_dir(hook.as_str());
         for name in remove_files_in(&dir)? {
@@ -46,10 +61,46 @@ pub fn remove_all(pins: &PinLayout) -> Result<Removed, TeardownError> {
         remove_dir(&dir)?;
     }
     removed.maps = remove_files_in(&pins.maps_dir())?;
+    if !unreachable.is_empty() {
+        return Err(TeardownError::Unreachable {
+            interfaces: unreachable,
+        });
+    }
     for dir in [pins.links_dir(), pins.maps_dir(), pins.root().to_owned()] {
         remove_dir(&dir)?;
     }
     Ok(removed)
+}
+
+/// Removes our cls_bpf filters (and the clsact qdiscs egress created, when nothing foreign is
+/// on them); returns the interfaces not reachable from this network namespace.
+fn remove_legacy_filters(
+    pins: &PinLayout,
+    removed: &mut Removed,
+) -> Result<Vec<String>, TeardownError> {
+    let mut unreachable = Vec::new();
+    for interface in tc_legacy::recorded(pins) {
+        let removal =
+            tc_legacy::remove(pins, &interface).map_err(|source| TeardownError::Filter {
+                interface: interface.clone(),
+                source,
+            })?;
+        match removal {
+            tc_legacy::Removal::Removed { qdisc } => removed.filters.push(format!(
+                "{interface} tc-egress: cls_bpf filter{}",
+                if qdisc { " and clsact qdisc" } else { "" }
+            )),
+            tc_legacy::Removal::QdiscKept { foreign } => removed.filters.push(format!(
+                "{interface} tc-egress: cls_bpf filter; clsact qdisc kept for foreign filters: {}",
+                foreign.join("; ")
+            )),
+            tc_legacy::Removal::NoInterface => unreachable.push(interface),
+        }
+    }
+    if unreachable.is_empty() {
+        remove_dir(&tc_legacy::state_root(pins))?;
+    }
+    Ok(unreachable)
 }
 
 fn remove_files_in(dir: &Path) -> Result<Vec<String>, TeardownError> {

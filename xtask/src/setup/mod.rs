@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::cmd::{Runner, require_root};
 
 const BPFFS: &str = "/sys/fs/bpf";
-const MIN_KERNEL: (u32, u32) = (6, 6);
+const MIN_KERNEL: (u32, u32) = (6, 1);
 
 pub fn run() -> Result<()> {
     require_root(
@@ -24,6 +24,7 @@ pub fn run() -> Result<()> {
     toolchain::ensure_rust_src(runner)?;
     toolchain::ensure_bpf_linker(runner)?;
     packages::ensure(runner)?;
+    crate::vm::kernel::ensure(runner)?;
     ensure_bpffs(runner)?;
     println!("==> Setup complete");
     Ok(())
@@ -37,7 +38,7 @@ fn check_kernel() -> Result<()> {
         .with_context(|| format!("cannot read a version out of kernel release {release:?}"))?;
     if version < MIN_KERNEL {
         bail!(
-            "Linux {release} is too old: egress needs Linux >= {}.{} (tcx links, XDP test runs)",
+            "Linux {release} is too old: egress needs Linux >= {}.{} (BPF links, ring buffer, XDP test runs)",
             MIN_KERNEL.0,
             MIN_KERNEL.1
         );
@@ -81,7 +82,8 @@ mod tests {
     fn reads_kernel_versions() {
         assert_eq!(parse_kernel_version("6.18.0-1-amd64"), Some((6, 18)));
         assert_eq!(parse_kernel_version("6.6.30"), Some((6, 6)));
-        assert!(parse_kernel_version("6.1.0").is_some_and(|v| v < MIN_KERNEL));
+        assert!(parse_kernel_version("6.1.0").is_some_and(|v| v >= MIN_KERNEL));
+        assert!(parse_kernel_version("5.15.0").is_some_and(|v| v < MIN_KERNEL));
         assert_eq!(parse_kernel_version("weird"), None);
     }
 

@@ -1,0 +1,265 @@
+//! `cargo xtask test --kernel 6.1`: the dataplane and agent tests on Debian 12's own kernel,
+//! booted under TCG. The same test binaries as on the host run inside, directly (no cargo in
+//! the guest), one step each with a timeout; the TC path there is the legacy cls_bpf filter
+//! because 6.1 has no tcx. A VM that does not boot, or a step that fails, fails the run and
+//! is named.
+
+mod guest;
+pub mod kernel;
+
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cargo, cmd::Runner, workspace_root};
+
+/// The whole VM run, boot included, is killed after this.
+const VM_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// One step inside the guest: a test binary of `package` (`test` target or the lib), with
+/// libtest arguments, and a timeout in seconds.
+struct Step {
+    name: &'static str,
+    package: &'static str,
+    /// Integration test target, or None for the package's lib unit tests.
+    test: Option<&'static str>,
+    args: &'static [&'static str],
+    timeout: u32,
+}
+
+/// What runs on 6.1. Whole binaries where everything applies (the BPF_PROG_TEST_RUN table,
+/// and with it every table added to `dataplane`), exact names where a binary also holds
+/// host-only tests (tcx).
+const STEPS: &[Step] = &[
+    Step {
+        name: "kernel feature probes",
+        package: "egress-agent",
+        test: None,
+        args: &["dataplane::features", "dataplane::tc_"],
+        timeout: 120,
+    },
+    Step {
+        name: "BPF_PROG_TEST_RUN table (XDP, TC)",
+        package: "tests",
+        test: Some("dataplane"),
+        args: &[],
+        timeout: 600,
+    },
+    Step {
+        name: "verifier headroom",
+        package: "tests",
+        test: Some("verifier"),
+        args: &[],
+        timeout: 300,
+    },
+    Step {
+        name: "netns e2e (XDP, TC legacy)",
+        package: "tests",
+        test: Some("e2e_netns"),
+        args: &[
+            "--exact",
+            "xdp_on_the_subscriber_interface_blocks_port_25_except_relays",
+            "tc_legacy_filter_on_the_uplink_blocks_port_25_except_relays",
+        ],
+        timeout: 300,
+    },
+    Step {
+        name: "agent restart under a SYN stream",
+        package: "tests",
+        test: Some("agent_restart"),
+        args: &[],
+        timeout: 300,
+    },
+    Step {
+        name: "TC legacy: restart, upgrade, detach, foreign filters",
+        package: "tests",
+        test: Some("tc_legacy"),
+        args: &[],
+        timeout: 420,
+    },
+    Step {
+        name: "detach",
+        package: "tests",
+        test: Some("agent_cli"),
+        args: &["--exact", "detach_leaves_no_program_link_or_pin"],
+        timeout: 300,
+    },
+];
+
+pub fn run() -> Result<Duration> {
+    let runner = Runner::echoing();
+    let kernel = kernel::ensure(runner)?;
+    println!("==> Building the test binaries the VM runs");
+    runner.run(cargo().args(["build", "-p", "egress-agent"]))?;
+    let mut lines = vec![
+        "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        "export RUST_BACKTRACE=1".to_owned(),
+        format!("echo \"kernel $(uname -r)\" >> {}/progress", guest::SHARE),
+        "failed=0".to_owned(),
+    ];
+    for (index, step) in STEPS.iter().enumerate() {
+        let binary = test_binary(step)?;
+        let dir = workspace_root().join(step.package);
+        let log = format!("{}/step-{index}.log", guest::SHARE);
+        let args: Vec<String> = step.args.iter().map(|a| format!("'{a}'")).collect();
+        lines.push(format!(
+            "echo 'egress-vm: step {index}: {name}'; start=$(date +%s); \
+             (cd '{dir}' && timeout -k 10 {timeout} '{binary}' {args} --test-threads=1) > {log} 2>&1; \
+             rc=$?; echo \"{index} $rc $(( $(date +%s) - start ))\" >> {share}/results; \
+             [ $rc = 0 ] || failed=1; echo \"egress-vm: step {index} exit $rc\"",
+            name = step.name,
+            dir = dir.display(),
+            timeout = step.timeout,
+            binary = binary.display(),
+            args = args.join(" "),
+            share = guest::SHARE,
+        ));
+    }
+    lines.push("exit $failed".to_owned());
+
+    let share = workspace_root().join("target/egress-vm");
+    if share.exists() {
+        fs::remove_dir_all(&share).with_context(|| format!("cannot clear {}", share.display()))?;
+    }
+    fs::create_dir_all(&share).with_context(|| format!("cannot create {}", share.display()))?;
+    fs::write(share.join("run.sh"), lines.join("\n") + "\n").context("cannot write run.sh")?;
+    let initramfs = share.join("initramfs.cpio");
+    guest::build_initramfs(&kernel, &share, &initramfs)?;
+
+    println!(
+        "==> Booting Debian 12's kernel {} under TCG (results in {})",
+        kernel.release,
+        share.display()
+    );
+    let started = Instant::now();
+    let status = boot(&kernel, &initramfs, &share)?;
+    let took = started.elapsed();
+    report(&share, status, took)?;
+    Ok(took)
+}
+
+/// Runs qemu, echoing the guest console, killing it after VM_TIMEOUT.
+fn boot(kernel: &kernel::Kernel, initramfs: &Path, share: &Path) -> Result<Option<i32>> {
+    let mut child = guest::qemu(kernel, initramfs, share)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start qemu-system-x86_64 (Debian package qemu-system-x86)")?;
+    let stdout = child.stdout.take().context("qemu has no stdout")?;
+    let echo = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("  vm │ {line}");
+        }
+    });
+    let deadline = Instant::now() + VM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for qemu")? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = echo.join();
+    Ok(status.and_then(|s| s.code()))
+}
+
+/// Reads what the guest wrote and fails, naming the step, unless every step passed.
+fn report(share: &Path, qemu: Option<i32>, took: Duration) -> Result<()> {
+    let progress = fs::read_to_string(share.join("progress")).unwrap_or_default();
+    let results = fs::read_to_string(share.join("results")).unwrap_or_default();
+    let exit = fs::read_to_string(share.join("exit-code")).unwrap_or_default();
+    let mut failed = Vec::new();
+    println!(
+        "  {:<55} {:>6} {:>6}",
+        "STEP (in the 6.1 VM)", "RESULT", "TIME"
+    );
+    for (index, step) in STEPS.iter().enumerate() {
+        let line = results
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(&index.to_string()));
+        let (result, secs) = match line.map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+            Some(fields) if fields.len() == 3 => {
+                let result = match fields[1] {
+                    "0" => "ok".to_owned(),
+                    "124" | "137" => "TIMEOUT".to_owned(),
+                    rc => format!("rc {rc}"),
+                };
+                (result, format!("{}s", fields[2]))
+            }
+            _ => ("NOT RUN".to_owned(), "-".to_owned()),
+        };
+        println!("  {:<55} {:>6} {:>6}", step.name, result, secs);
+        if result != "ok" {
+            failed.push(step.name);
+            let log = share.join(format!("step-{index}.log"));
+            if let Ok(text) = fs::read_to_string(&log) {
+                println!("  --- {} ({}), last lines:", step.name, log.display());
+                let lines: Vec<&str> = text.lines().collect();
+                for line in &lines[lines.len().saturating_sub(40)..] {
+                    println!("  │ {line}");
+                }
+            }
+        }
+    }
+    println!(
+        "  VM run: {:.0} s (boot, every step, poweroff)",
+        took.as_secs_f64()
+    );
+    if !progress.contains("booted") {
+        bail!(
+            "the 6.1 VM did not boot to the test script (qemu exit {qemu:?}): step `boot` \
+             failed (kernel, initramfs, virtio/9p modules or the host-root mount); console above"
+        );
+    }
+    if qemu.is_none() {
+        bail!("the 6.1 VM did not finish within {VM_TIMEOUT:?}: killed");
+    }
+    if exit.trim().is_empty() {
+        bail!("the 6.1 VM stopped before the test script finished (qemu exit {qemu:?})");
+    }
+    if !failed.is_empty() {
+        bail!("in the 6.1 VM: {} failed", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The executable of one step, built now (`cargo test --no-run`).
+fn test_binary(step: &Step) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "-p",
+        step.package,
+        "--no-run",
+        "--message-format=json",
+    ]);
+    match step.test {
+        Some(test) => cmd.args(["--test", test]),
+        None => cmd.arg("--lib"),
+    };
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the test binary of step `{}` failed", step.name);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["profile"]["test"] == true)
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .with_context(|| format!("cargo built no test executable for step `{}`", step.name))
+}
