@@ -24,6 +24,7 @@ pub fn run() -> Result<()> {
     toolchain::ensure_rust_src(runner)?;
     toolchain::ensure_bpf_linker(runner)?;
     packages::ensure(runner)?;
+    crate::package::ensure_cargo_deb(runner)?;
     ensure_bpffs(runner)?;
     println!("==> Setup complete");
     Ok(())
