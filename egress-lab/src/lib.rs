@@ -19,6 +19,7 @@
 
 pub mod command;
 mod netns;
+pub mod postfix;
 
 pub use command::{Echo, describe};
 pub use netns::{EnteredNetns, Netns, address, route, veth, within};

@@ -29,8 +29,25 @@ pub const SERVER: &str = "198.51.100.2";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// The agent binary next to the test executable (target/debug/egress-agent).
+static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes every agent this test process starts run `path` (the package test runs the packaged
+/// binary); `EGRESS_AGENT_BIN` does the same from outside.
+pub fn use_binary(path: PathBuf) {
+    BINARY
+        .set(path)
+        .expect("use_binary is called once, before any agent starts");
+}
+
+/// The agent binary: the one given to `use_binary` or in `EGRESS_AGENT_BIN`, else the one
+/// next to the test executable (target/debug/egress-agent).
 pub fn binary() -> PathBuf {
+    if let Some(path) = BINARY.get() {
+        return path.clone();
+    }
+    if let Some(path) = std::env::var_os("EGRESS_AGENT_BIN") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let path = exe
         .parent()

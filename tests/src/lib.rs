@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod dataplane;
 pub mod inbound;
+pub mod mail;
 pub mod metrics;
 pub mod netns;
 pub mod packet;

@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod demo;
 pub mod fuzz;
 pub mod netns;
+pub mod package;
 pub mod setup;
 pub mod test;
 pub mod vm;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xtask::{bench, build, demo, fuzz, setup, test};
+use xtask::{bench, build, cmd::Runner, demo, fuzz, package, setup, test};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,6 +28,8 @@ enum Task {
     Demo(demo::DemoArgs),
     /// Measure the dataplane and the agent against the spec's targets
     Bench(bench::BenchArgs),
+    /// Build the Debian package (target/debian/egress-agent_*.deb) with cargo-deb
+    Package,
     /// Fuzz the packet parser for a while
     Fuzz {
         /// How long to fuzz
@@ -54,6 +56,7 @@ fn run(task: Task) -> Result<()> {
         Task::Test(args) => test::run(args),
         Task::Demo(args) => demo::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::Package => package::build(Runner::echoing()).map(drop),
         Task::Fuzz { seconds } => fuzz::run(seconds),
     }
 }

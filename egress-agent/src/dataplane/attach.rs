@@ -124,7 +124,7 @@ pub fn ensure(
         attached: false,
         foreign_program: false,
         method: match interface.hook {
-            Hook::Xdp => "xdp-link",
+            Hook::Xdp | Hook::XdpInbound => "xdp-link",
             Hook::TcEgress => "tcx",
         }
         .to_owned(),

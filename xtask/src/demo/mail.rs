@@ -48,7 +48,10 @@ impl Relay {
             &config_dir.join("main.cf"),
             &main_cf(dir, &queue, &data, &maillog),
         )?;
-        write(&config_dir.join("master.cf"), MASTER_CF)?;
+        write(
+            &config_dir.join("master.cf"),
+            &format!("{MASTER_CF}{}", egress_lab::postfix::MASTER_SERVICES),
+        )?;
         narrator
             .plumbing()
             .run(Command::new("chown").arg("postfix").arg(&data))?;
@@ -96,18 +99,10 @@ impl Drop for Relay {
     }
 }
 
-/// Waits for Postfix's master to exit after `postfix stop`, and kills it if it does not (its
-/// children follow it out).
+/// Waits for Postfix's master to exit after `postfix stop`, and kills it if it does not.
 fn stop_master(pid: i32) {
-    let alive = || Path::new(&format!("/proc/{pid}")).exists();
-    let start = Instant::now();
-    while alive() && start.elapsed() < MASTER_EXIT_WAIT {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if alive() {
-        eprintln!("warning: Postfix master {pid} did not stop; killing it");
-        // SAFETY: kill() on the pid Postfix recorded for the master we started.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+    if egress_lab::postfix::stop_master(pid, MASTER_EXIT_WAIT) {
+        eprintln!("warning: Postfix master {pid} did not stop; killed it");
     }
 }
 
@@ -146,31 +141,12 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 }
 
 /// Submission on 587 without authentication but only from `mynetworks` (the subscribers),
-/// and the services a relay needs; nothing chrooted, nothing local.
+/// followed by the services every lab Postfix needs; nothing chrooted, nothing local.
 const MASTER_CF: &str = "\
 587       inet  n       -       n       -       -       smtpd
   -o syslog_name=postfix/submission
   -o smtpd_client_restrictions=permit_mynetworks,reject
   -o smtpd_recipient_restrictions=permit_mynetworks,reject
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 ";
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -25,6 +25,7 @@ pub fn run() -> Result<()> {
     toolchain::ensure_bpf_linker(runner)?;
     packages::ensure(runner)?;
     crate::vm::kernel::ensure(runner)?;
+    crate::package::ensure_cargo_deb(runner)?;
     ensure_bpffs(runner)?;
     println!("==> Setup complete");
     Ok(())
