@@ -1,6 +1,7 @@
 //! Shared helpers for egress integration tests.
 pub mod agent;
 pub mod dataplane;
+pub mod mail;
 pub mod metrics;
 pub mod netns;
 pub mod packet;

@@ -41,6 +41,7 @@ pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
     write_subscribers(&mut out, &snapshot.census);
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
+    crate::audit::report::write_metrics(&mut out, read(&ctx.audit).as_ref());
     Ok(out.finish())
 }
 
