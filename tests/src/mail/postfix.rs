@@ -296,6 +296,8 @@ smtpd_tls_auth_only = {auth_only}
 smtpd_sasl_type = cyrus
 smtpd_sasl_path = smtpd
 cyrus_sasl_config_path = {sasl}
+# Debian's libsasl2 searches its own paths first; the environment names ours.
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C SASL_CONF_PATH={sasl}
 smtpd_sender_login_maps = inline:{{ {ACCOUNT}={ACCOUNT} }}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 ",
@@ -312,7 +314,7 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 
 fn master_cf(setup: Setup) -> String {
     let relay_25 = if setup.open_relay {
-        "\n  -o smtpd_relay_restrictions=permit"
+        "\n  -o mynetworks=0.0.0.0/0,[::]/0"
     } else {
         ""
     };
