@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::paths;
 
 mod load;
+pub mod mail;
 mod validate;
 
 pub use load::{ConfigError, load, parse};
+pub use mail::{MailConfig, TestAccount};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,9 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub inbound: crate::inbound::InboundSettings,
+    /// The mail set-up `egress-agent audit` checks; absent: no audit.
+    #[serde(default)]
+    pub mail: Option<MailConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

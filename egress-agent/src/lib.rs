@@ -1,6 +1,7 @@
 //! egress-agent: loads the dataplane, owns its maps, serves the control socket and metrics.
 
 pub mod allowlist;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -13,7 +13,7 @@ use std::{path::PathBuf, process::Output};
 
 use tests::{
     agent::{Agent, AgentFiles, EXEMPT, Lab, RELAY, SERVER},
-    mail::{Knot, Postfix, Sink},
+    mail::mx_lab::{Knot, Postfix, Sink},
     netns::{Netns, addr},
 };
 

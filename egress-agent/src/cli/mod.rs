@@ -1,6 +1,7 @@
 //! The operator command line: one module per verb.
 
 mod allowlist;
+mod audit;
 mod check_config;
 mod detach;
 mod run;
@@ -69,6 +70,8 @@ pub enum Command {
     },
     /// Remove programs, links and pins: stop enforcing.
     Detach(detach::DetachArgs),
+    /// Check the mail set-up (DNS, SPF, the smart relay) against the approach.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +165,7 @@ pub fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Top { n, list } => top::top(n, &list),
         Command::Subscriber { address, list } => subscriber::subscriber(&address, &list),
         Command::Detach(args) => detach::detach(&args),
+        Command::Audit(args) => audit::audit(&args),
     }
 }
 

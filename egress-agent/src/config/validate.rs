@@ -36,6 +36,9 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     if config.detection.window_seconds > u64::MAX / 1_000_000_000 {
         return problem("detection.window_seconds", "is too large".into());
     }
+    if let Some(mail) = &config.mail {
+        super::mail::validate(mail)?;
+    }
     Ok(())
 }
 

@@ -28,6 +28,12 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     let (tx, mut requests) = mpsc::channel(64);
     let server = tokio::spawn(server::serve(listener, tx));
     agent.spawn_telemetry();
+    let _audit = crate::audit::schedule::AuditThread::spawn(
+        config_path.to_owned(),
+        agent.context.config.clone(),
+        agent.context.audit.clone(),
+    )
+    .inspect_err(|err| tracing::error!(%err, "mail audit disabled: cannot start its thread"));
 
     let signal_err = |source| DaemonError::Signal { source };
     let mut hangup = signal(SignalKind::hangup()).map_err(signal_err)?;

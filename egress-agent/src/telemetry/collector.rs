@@ -52,6 +52,7 @@ pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryEr
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
     program_stats::write(&mut out, &ctx.pins);
+    crate::audit::report::write_metrics(&mut out, read(&ctx.audit).as_ref());
     Ok(out.finish())
 }
 

@@ -42,6 +42,8 @@ pub struct TelemetryContext {
     pub status: Arc<RwLock<AgentStatus>>,
     pub config: Arc<RwLock<Config>>,
     census: Arc<census_cache::CensusCache>,
+    /// The last mail set-up audit's report (`audit::schedule` writes it).
+    pub audit: Arc<RwLock<Option<crate::audit::Report>>>,
 }
 
 impl TelemetryContext {
@@ -51,6 +53,7 @@ impl TelemetryContext {
             status: Arc::new(RwLock::new(status)),
             config: Arc::new(RwLock::new(config)),
             census: Arc::default(),
+            audit: Arc::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! scenario test (xtask/tests/demo_scenario.rs) runs the same code without narration.
 
 mod agent;
+mod audit;
 mod interrupt;
 mod lab;
 mod mail;
@@ -101,7 +102,9 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
         agent: &agent,
         tag,
     };
-    let told = story::tell(&cast, narrator);
+    let told = story::tell(&cast, narrator).and_then(|told| {
+        audit::audit_the_mail_setup(&lab, dir.path(), agent_bin, narrator).map(|()| told)
+    });
     narrator.chapter("Cleaning up");
     told
 }

@@ -1,0 +1,129 @@
+//! The ISP's mail set-up for the audit tests: a namespace with an authoritative DNS server
+//! (knot) and a Postfix smart relay (Cyrus SASL, TLS from a test CA), all on documentation
+//! addresses on the namespace's loopback, and `egress-agent audit` run inside it.
+
+pub mod knot;
+pub mod mx_lab;
+pub mod postfix;
+pub mod zone_server;
+pub mod zones;
+
+use std::{collections::BTreeMap, path::Path, process::Output};
+
+use egress_lab::Netns;
+use serde_json::Value;
+
+use crate::netns::{TestNetns as _, exec_ok};
+
+/// The authoritative server's address, and the relay's (also the submission host).
+pub const DNS: &str = "192.0.2.53";
+pub const RELAY: &str = "192.0.2.25";
+pub const RELAY_V6: &str = "2001:db8:1::25";
+pub const MX1: &str = "192.0.2.30";
+pub const MX2: &str = "192.0.2.40";
+
+/// A namespace whose loopback carries every address of the mail set-up.
+pub fn mail_netns() -> Netns {
+    let ns = Netns::new("mail");
+    for address in [DNS, RELAY, MX1, MX2] {
+        exec_ok(
+            &ns,
+            &["ip", "addr", "add", &format!("{address}/32"), "dev", "lo"],
+        );
+    }
+    exec_ok(
+        &ns,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{RELAY_V6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ],
+    );
+    ns
+}
+
+/// `egress-agent audit --config CONFIG --json` inside `ns`: exit code and rows.
+pub fn run_audit(ns: &Netns, config: &Path) -> (i32, Vec<Value>, Output) {
+    let output = ns
+        .command(crate::agent::binary())
+        .arg("audit")
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .output()
+        .expect("cannot run egress-agent audit");
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "audit printed no JSON ({err}): stdout {} stderr {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), rows, output)
+}
+
+/// (check, target) -> result, for assertions.
+pub fn verdicts(rows: &[Value]) -> BTreeMap<(String, String), String> {
+    rows.iter()
+        .map(|row| {
+            let field = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
+            ((field("check"), field("target")), field("result"))
+        })
+        .collect()
+}
+
+/// The rows whose check starts with one of `prefixes` and whose result is `fail`.
+pub fn failing(rows: &[Value], prefixes: &[&str]) -> Vec<(String, String)> {
+    verdicts(rows)
+        .into_iter()
+        .filter(|((check, _), result)| {
+            result == "fail" && prefixes.iter().any(|p| check.starts_with(p))
+        })
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Every row, one per line, for failure messages.
+pub fn show(rows: &[Value]) -> String {
+    rows.iter()
+        .map(|row| {
+            format!(
+                "{} {} {} {}",
+                row["check"].as_str().unwrap_or_default(),
+                row["target"].as_str().unwrap_or_default(),
+                row["result"].as_str().unwrap_or_default(),
+                row["detail"].as_str().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("egress-test-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
