@@ -138,7 +138,7 @@ mod tests {
         };
         let mut out = Exposition::new();
         write_metrics(&mut out, Some(&report));
-        let text = out.finish();
+        let text = crate::telemetry::exposition::encode(&out.finish()).expect("encodes");
         assert!(
             text.contains(
                 "egress_audit_check{check=\"dns.mx_present\",target=\"isp.example\"} 1\n"

@@ -100,10 +100,5 @@ fn run_forever(
 
 fn inputs(config: &Config, config_path: &std::path::Path) -> Result<AuditInputs, String> {
     let store = Store::load(&StateLayout::new(&config.state_dir)).map_err(|e| e.to_string())?;
-    AuditInputs::from_config(
-        config,
-        config_path,
-        store.entries(),
-    )
-    .map_err(|e| e.to_string())
+    AuditInputs::from_config(config, config_path, store.entries()).map_err(|e| e.to_string())
 }

@@ -21,12 +21,8 @@ pub fn audit(args: &AuditArgs) -> Result<(), CliError> {
     let config = crate::config::load(path).map_err(|err| CliError::Invalid(err.to_string()))?;
     let store = Store::load(&StateLayout::new(&config.state_dir))
         .map_err(|err| CliError::Invalid(err.to_string()))?;
-    let inputs = AuditInputs::from_config(
-        &config,
-        path,
-        store.entries(),
-    )
-    .map_err(|err| CliError::Invalid(err.to_string()))?;
+    let inputs = AuditInputs::from_config(&config, path, store.entries())
+        .map_err(|err| CliError::Invalid(err.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
