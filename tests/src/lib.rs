@@ -4,3 +4,5 @@ pub mod dataplane;
 pub mod metrics;
 pub mod netns;
 pub mod packet;
+pub mod radius;
+pub mod webhook;

@@ -3,11 +3,13 @@
 mod allowlist;
 mod check_config;
 mod detach;
+mod reports;
 mod run;
 mod status;
 mod subscriber;
 mod table;
 mod top;
+mod who;
 
 use std::path::PathBuf;
 
@@ -63,6 +65,24 @@ pub enum Command {
     },
     /// Remove programs, links and pins: stop enforcing.
     Detach(detach::DetachArgs),
+    /// Who held an address at a time (RADIUS accounting history).
+    Who {
+        /// IPv4 or IPv6 address (or prefix).
+        address: String,
+        /// RFC 3339 time, e.g. 2026-12-01T22:30:00Z (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Evidence reports about suspected bots, with their delivery state.
+    Reports {
+        /// Only reports flagged at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +170,8 @@ pub fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Top { n, list } => top::top(n, &list),
         Command::Subscriber { address, list } => subscriber::subscriber(&address, &list),
         Command::Detach(args) => detach::detach(&args),
+        Command::Who { address, at, list } => who::who(&address, at, &list),
+        Command::Reports { since, list } => reports::reports(since, &list),
     }
 }
 

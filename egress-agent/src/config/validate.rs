@@ -19,6 +19,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     absolute("control.socket", &config.control.socket)?;
     validate_interfaces(config)?;
     validate_allowlists(config)?;
+    validate_traceability(config)?;
     let len = config.subscribers.ipv6_prefix_len;
     if !(1..=128).contains(&len) {
         return problem(
@@ -128,6 +129,35 @@ fn validate_allowlists(config: &Config) -> Result<(), Problem> {
         for (i, text) in list.iter().enumerate() {
             prefix::parse(text)
                 .map_err(|err| (format!("{}[{i}]", kind.config_key()), err.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `[identity]` and `[notify]`: the secret files are read at start, where a missing one is
+/// named; here their paths, the clients and the URL.
+fn validate_traceability(config: &Config) -> Result<(), Problem> {
+    if let Some(identity) = &config.identity {
+        absolute("identity.radius_secret_file", &identity.radius_secret_file)?;
+        for (i, text) in identity.radius_clients.iter().enumerate() {
+            prefix::parse(text)
+                .map_err(|err| (format!("identity.radius_clients[{i}]"), err.to_string()))?;
+        }
+        if identity.retention_days == 0 {
+            return problem("identity.retention_days", "must be at least 1".into());
+        }
+    }
+    if let Some(notify) = &config.notify {
+        crate::notify::delivery::check_url(&notify.webhook_url)
+            .map_err(|why| ("notify.webhook_url".to_owned(), why))?;
+        if let Some(file) = &notify.secret_file {
+            absolute("notify.secret_file", file)?;
+        }
+        if notify.timeout_seconds == 0 || notify.timeout_seconds > 300 {
+            return problem("notify.timeout_seconds", "must be within 1..=300".into());
+        }
+        if notify.max_queued == 0 {
+            return problem("notify.max_queued", "must be at least 1".into());
         }
     }
     Ok(())

@@ -38,6 +38,8 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handler: {source}")]
     Signal { source: std::io::Error },
+    #[error(transparent)]
+    Traceability(#[from] crate::traceability::TraceError),
 }
 
 pub struct Agent {
@@ -63,7 +65,9 @@ impl Agent {
         dataplane.apply_settings(&config)?;
         let store = Store::load(&StateLayout::new(&config.state_dir))?;
         let status = AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
-        let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone());
+        let traceability = crate::traceability::Traceability::start(&config)?;
+        let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone())
+            .with_traceability(traceability);
         let mut agent = Agent {
             config_path: config_path.to_owned(),
             config,

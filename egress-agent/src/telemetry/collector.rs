@@ -41,6 +41,9 @@ pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
     write_subscribers(&mut out, &snapshot.census);
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
+    if let Some(trace) = &ctx.traceability {
+        trace.write_metrics(&mut out);
+    }
     Ok(out.finish())
 }
 
