@@ -1,5 +1,6 @@
 //! Shared helpers for egress integration tests.
 pub mod agent;
+pub mod alerting;
 pub mod dataplane;
 pub mod metrics;
 pub mod netns;

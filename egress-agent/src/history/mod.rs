@@ -62,6 +62,13 @@ impl History {
             path: state_dir.join(FILE_NAME),
         };
         let mut conn = history.connect()?;
+        // Identity is personal data: root only (SQLite gives -wal and -shm the same mode).
+        if let Err(err) = std::fs::set_permissions(
+            &history.path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        ) {
+            tracing::warn!(%err, path = %history.path.display(), "cannot make the history database 0600");
+        }
         schema::migrate(&mut conn).map_err(|err| match err {
             schema::MigrateError::TooNew(found) => HistoryError::TooNew {
                 path: history.path.clone(),
