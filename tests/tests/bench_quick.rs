@@ -44,6 +44,9 @@ const CASES: &[&str] = &[
     "agent reload of 1k prefixes, one replaced (SIGHUP to effect)",
     "agent reload of 1k prefixes, one replaced: packets misjudged",
     "agent drift check of 1k allowlist entries",
+    "RADIUS Interim-Update ingest, 10k open sessions",
+    "agent peak RSS, RADIUS ingest with 10k open sessions",
+    "`who ADDR --at TIME`, 10k sessions and 90 days of history",
 ];
 
 struct TempDir(PathBuf);

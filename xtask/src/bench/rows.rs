@@ -133,6 +133,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     // The agent's maps are its own: free the bench's before starting it.
     drop(dataplane);
     rows.extend(agent::rows(agent_binary, &scale.agent)?);
+    rows.extend(super::identity::rows(agent_binary, &scale.identity)?);
     Ok(rows)
 }
 
