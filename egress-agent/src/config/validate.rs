@@ -206,6 +206,50 @@ mod tests {
     }
 
     #[test]
+    fn identity_and_notify_errors_name_their_keys() {
+        let identity = "[identity]\nradius_secret_file = \"/etc/egress/radius.secret\"\n";
+        assert!(parse(Path::new("/etc/egress/egress.toml"), identity).is_ok());
+        for (text, key) in [
+            (
+                "[identity]\nradius_secret_file = \"radius.secret\"",
+                "identity.radius_secret_file",
+            ),
+            (
+                "[identity]\nradius_secret_file = \"/s\"\nradius_clients = [\"192.0.2.300/32\"]",
+                "identity.radius_clients[0]",
+            ),
+            (
+                "[identity]\nradius_secret_file = \"/s\"\nretention_days = 0",
+                "identity.retention_days",
+            ),
+            (
+                "[identity]\nradius_listen = \"nowhere\"\nradius_secret_file = \"/s\"",
+                "radius_listen",
+            ),
+            (
+                "[notify]\nwebhook_url = \"ftp://abuse.example/\"",
+                "notify.webhook_url",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\nsecret_file = \"x\"",
+                "notify.secret_file",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\ntimeout_seconds = 0",
+                "notify.timeout_seconds",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\nmax_queued = 0",
+                "notify.max_queued",
+            ),
+            ("[notify]\nwebhook = \"https://a.example/\"", "webhook"),
+        ] {
+            let err = error_of(text);
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_are_one_line_and_name_the_key() {
         let err = error_of("mode = \"bogus\"");
         assert!(!err.contains('\n') && err.contains("mode"), "{err}");

@@ -275,6 +275,20 @@ impl Agent {
                 .into());
             }
         }
+        // The listener and delivery threads are started with the agent.
+        for (key, changed) in [
+            ("identity", self.config.identity != new.identity),
+            ("notify", self.config.notify != new.notify),
+        ] {
+            if changed {
+                return Err(ConfigError::Invalid {
+                    file: self.config_path.clone(),
+                    key: key.to_owned(),
+                    problem: format!("changing [{key}] needs a restart"),
+                }
+                .into());
+            }
+        }
         // The whole change is checked before anything is touched.
         let desired = self
             .check_capacity(&new, self.store.entries())
