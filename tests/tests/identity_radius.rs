@@ -240,6 +240,24 @@ fn identity_radclient_sessions_answer_who_across_restart_and_bad_packets_are_cou
     let out = agent.cli(&["who", "not-an-address"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(agent.is_running(), "{}", agent.log_text());
+
+    // A reload cannot restart the listener: it is refused and the old config stays.
+    let config = std::fs::read_to_string(&agent.files.config).expect("config");
+    std::fs::write(
+        &agent.files.config,
+        config.replace("retention_days = 90", "retention_days = 30"),
+    )
+    .expect("config");
+    agent.signal(libc::SIGHUP);
+    tests::agent::wait_for("the refused reload", 10, || {
+        agent
+            .log_text()
+            .contains("changing [identity] needs a restart")
+    });
+    assert_eq!(
+        users(&agent, &["100.64.0.7", "--at", &at(300)]),
+        ["alice@isp"]
+    );
 }
 
 mod agent {
