@@ -113,11 +113,13 @@ fn identity_radclient_sessions_answer_who_across_restart_and_bad_packets_are_cou
         t0 + 1200
     ));
     let human = agent.cli_ok(&["who", "100.64.0.7"]);
-    assert_eq!(
-        human.trim(),
-        "no session known for 100.64.0.7 at now",
+    assert!(
+        human
+            .trim()
+            .starts_with("no session known for 100.64.0.7 at 20"),
         "{human}"
     );
+    assert_eq!(human.lines().count(), 1, "{human}");
     assert!(who(&agent, &["100.64.0.7"]).is_empty());
     send(&format!(
         "Acct-Status-Type = Start, Acct-Session-Id = \"v4-carol\", User-Name = \"carol@isp\", \

@@ -26,11 +26,8 @@ pub fn who(address: &str, at: Option<String>, list: &ListArgs) -> Result<(), Cli
         },
     )?)?;
     if sessions.is_empty() && !list.json {
-        println!(
-            "no session known for {} at {}",
-            address.trim(),
-            at.as_deref().unwrap_or("now")
-        );
+        let when = at.unwrap_or_else(crate::clock::now_rfc3339);
+        println!("no session known for {} at {when}", address.trim());
         return Ok(());
     }
     print_listing(&sessions, list.json, &HEADERS, |s| {
