@@ -42,6 +42,12 @@ pub struct Config {
     /// The mail set-up `egress-agent audit` checks; absent: no audit.
     #[serde(default)]
     pub mail: Option<MailConfig>,
+    /// RADIUS accounting and the session history (absent: no identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityConfig>,
+    /// Evidence reports delivered to the abuse desk's webhook (absent: stored only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,5 +231,53 @@ impl Default for ControlConfig {
             socket: default_socket(),
             reattach: true,
         }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    #[serde(default = "default_radius_listen")]
+    pub radius_listen: SocketAddr,
+    /// Prefixes allowed to send accounting; others are ignored and counted.
+    #[serde(default)]
+    pub radius_clients: Vec<String>,
+    pub radius_secret_file: String,
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub webhook_url: String,
+    /// HMAC-SHA256 key for `X-Egress-Signature`; without it reports go unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(default = "default_max_queued")]
+    pub max_queued: u64,
+}
+
+fn default_radius_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1813))
+}
+fn default_retention_days() -> u32 {
+    90
+}
+fn default_timeout_seconds() -> u64 {
+    5
+}
+fn default_max_queued() -> u64 {
+    100_000
+}
+
+impl Config {
+    /// How long history and evidence are kept (`identity.retention_days`, default 90).
+    pub fn retention_days(&self) -> u32 {
+        self.identity
+            .as_ref()
+            .map_or_else(default_retention_days, |identity| identity.retention_days)
     }
 }

@@ -10,10 +10,14 @@ pub mod daemon;
 pub mod dataplane;
 pub mod estimate;
 pub mod inbound;
+pub mod history;
+pub mod identity;
+pub mod notify;
 pub mod paths;
 pub mod prefix;
 pub mod status;
 pub mod telemetry;
+pub mod traceability;
 
 /// The eBPF object built from `egress-ebpf` by this crate's build script.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/egress"));

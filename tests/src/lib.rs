@@ -1,8 +1,11 @@
 //! Shared helpers for egress integration tests.
 pub mod agent;
+pub mod alerting;
 pub mod dataplane;
 pub mod inbound;
 pub mod mail;
 pub mod metrics;
 pub mod netns;
 pub mod packet;
+pub mod radius;
+pub mod webhook;

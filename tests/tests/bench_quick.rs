@@ -51,6 +51,9 @@ const CASES: &[&str] = &[
     "inbound: throttled SYN to the spam checker",
     "inbound: floor, 4-byte key",
     "inbound: throttled SYN / floor",
+    "RADIUS Interim-Update ingest, 10k open sessions",
+    "agent peak RSS, RADIUS ingest with 10k open sessions",
+    "`who ADDR --at TIME`, 10k sessions and 90 days of history",
 ];
 
 struct TempDir(PathBuf);

@@ -4,11 +4,13 @@ mod allowlist;
 mod audit;
 mod check_config;
 mod detach;
+mod reports;
 mod run;
 mod status;
 mod subscriber;
 mod table;
 mod top;
+mod who;
 
 use std::path::PathBuf;
 
@@ -72,6 +74,24 @@ pub enum Command {
     Detach(detach::DetachArgs),
     /// Check the mail set-up (DNS, SPF, the smart relay) against the approach.
     Audit(audit::AuditArgs),
+    /// Who held an address at a time (RADIUS accounting history).
+    Who {
+        /// IPv4 or IPv6 address (or prefix).
+        address: String,
+        /// RFC 3339 time, e.g. 2026-12-01T22:30:00Z (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
+    /// Evidence reports about suspected bots, with their delivery state.
+    Reports {
+        /// Only reports flagged at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        list: ListArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +186,8 @@ pub fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Subscriber { address, list } => subscriber::subscriber(&address, &list),
         Command::Detach(args) => detach::detach(&args),
         Command::Audit(args) => audit::audit(&args),
+        Command::Who { address, at, list } => who::who(&address, at, &list),
+        Command::Reports { since, list } => reports::reports(since, &list),
     }
 }
 

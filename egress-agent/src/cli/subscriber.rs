@@ -31,7 +31,15 @@ pub fn subscriber(address: &str, list: &ListArgs) -> Result<(), CliError> {
         vec!["first_seen".into(), view.first_seen.clone()],
         vec!["last_seen".into(), view.last_seen.clone()],
         vec!["suspected_bot".into(), yes_no(view.suspected_bot)],
+        vec![
+            "identity".into(),
+            super::who::identity_cell(view.identity.as_ref(), None),
+        ],
     ];
+    let mut rows = rows;
+    if let Some(now) = &view.identity_now {
+        rows.push(vec!["identity_now".into(), now.summary()]);
+    }
     println!("{}", table::render(&["FIELD", "VALUE"], &rows));
     Ok(())
 }

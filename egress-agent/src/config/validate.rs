@@ -20,6 +20,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     validate_interfaces(config)?;
     validate_allowlists(config)?;
     crate::inbound::validate(config)?;
+    validate_traceability(config)?;
     let len = config.subscribers.ipv6_prefix_len;
     if !(1..=128).contains(&len) {
         return problem(
@@ -141,6 +142,35 @@ fn validate_allowlists(config: &Config) -> Result<(), Problem> {
     Ok(())
 }
 
+/// `[identity]` and `[notify]`: the secret files are read at start, where a missing one is
+/// named; here their paths, the clients and the URL.
+fn validate_traceability(config: &Config) -> Result<(), Problem> {
+    if let Some(identity) = &config.identity {
+        absolute("identity.radius_secret_file", &identity.radius_secret_file)?;
+        for (i, text) in identity.radius_clients.iter().enumerate() {
+            prefix::parse(text)
+                .map_err(|err| (format!("identity.radius_clients[{i}]"), err.to_string()))?;
+        }
+        if identity.retention_days == 0 {
+            return problem("identity.retention_days", "must be at least 1".into());
+        }
+    }
+    if let Some(notify) = &config.notify {
+        crate::notify::delivery::check_url(&notify.webhook_url)
+            .map_err(|why| ("notify.webhook_url".to_owned(), why))?;
+        if let Some(file) = &notify.secret_file {
+            absolute("notify.secret_file", file)?;
+        }
+        if notify.timeout_seconds == 0 || notify.timeout_seconds > 300 {
+            return problem("notify.timeout_seconds", "must be within 1..=300".into());
+        }
+        if notify.max_queued == 0 {
+            return problem("notify.max_queued", "must be at least 1".into());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -181,6 +211,50 @@ mod tests {
         assert!(err.contains("interface[1]"), "{err}");
         let err = error_of("[[interface]]\nname = \"a/b\"\nhook = \"xdp\"");
         assert!(err.contains("interface[0].name"), "{err}");
+    }
+
+    #[test]
+    fn identity_and_notify_errors_name_their_keys() {
+        let identity = "[identity]\nradius_secret_file = \"/etc/egress/radius.secret\"\n";
+        assert!(parse(Path::new("/etc/egress/egress.toml"), identity).is_ok());
+        for (text, key) in [
+            (
+                "[identity]\nradius_secret_file = \"radius.secret\"",
+                "identity.radius_secret_file",
+            ),
+            (
+                "[identity]\nradius_secret_file = \"/s\"\nradius_clients = [\"192.0.2.300/32\"]",
+                "identity.radius_clients[0]",
+            ),
+            (
+                "[identity]\nradius_secret_file = \"/s\"\nretention_days = 0",
+                "identity.retention_days",
+            ),
+            (
+                "[identity]\nradius_listen = \"nowhere\"\nradius_secret_file = \"/s\"",
+                "radius_listen",
+            ),
+            (
+                "[notify]\nwebhook_url = \"ftp://abuse.example/\"",
+                "notify.webhook_url",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\nsecret_file = \"x\"",
+                "notify.secret_file",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\ntimeout_seconds = 0",
+                "notify.timeout_seconds",
+            ),
+            (
+                "[notify]\nwebhook_url = \"https://a.example/\"\nmax_queued = 0",
+                "notify.max_queued",
+            ),
+            ("[notify]\nwebhook = \"https://a.example/\"", "webhook"),
+        ] {
+            let err = error_of(text);
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

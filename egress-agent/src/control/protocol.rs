@@ -35,6 +35,17 @@ pub enum Request {
         address: String,
     },
     Detach {},
+    /// Who held `address` at `at` (RFC 3339; absent: now).
+    Who {
+        address: String,
+        #[serde(default)]
+        at: Option<String>,
+    },
+    /// Evidence reports flagged at or after `since` (RFC 3339; absent: all kept).
+    Reports {
+        #[serde(default)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,8 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handler: {source}")]
     Signal { source: std::io::Error },
+    #[error(transparent)]
+    Traceability(#[from] crate::traceability::TraceError),
 }
 
 pub struct Agent {
@@ -67,7 +69,9 @@ impl Agent {
             AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
         status.kernel = features.kernel.clone();
         status.missing_kernel_features = features.missing_lines();
-        let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone());
+        let traceability = crate::traceability::Traceability::start(&config)?;
+        let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone())
+            .with_traceability(traceability);
         let mut agent = Agent {
             config_path: config_path.to_owned(),
             config,
@@ -300,6 +304,20 @@ impl Agent {
                     file: self.config_path.clone(),
                     key: key.to_owned(),
                     problem: format!("changing it from `{old}` to `{now}` needs a restart"),
+                }
+                .into());
+            }
+        }
+        // The listener and delivery threads are started with the agent.
+        for (key, changed) in [
+            ("identity", self.config.identity != new.identity),
+            ("notify", self.config.notify != new.notify),
+        ] {
+            if changed {
+                return Err(ConfigError::Invalid {
+                    file: self.config_path.clone(),
+                    key: key.to_owned(),
+                    problem: format!("changing [{key}] needs a restart"),
                 }
                 .into());
             }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod requests;
+mod trace;
 mod watch;
 
 use std::{path::Path, time::Duration};

@@ -37,6 +37,14 @@ impl Agent {
                 }
                 Err(refusal) => (refusal, false),
             },
+            Request::Who { address, at } => {
+                return self.scan(reply, move |context| {
+                    super::trace::who(context, &address, at)
+                });
+            }
+            Request::Reports { since } => {
+                return self.scan(reply, move |context| super::trace::reports(context, since));
+            }
             Request::Detach {} => match self.detach_everything() {
                 Ok(removed) => {
                     tracing::info!(links = ?removed.links, maps = ?removed.maps, "detached on request; exiting");

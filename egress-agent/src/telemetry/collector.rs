@@ -53,6 +53,9 @@ pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryEr
     write_agent(&mut out, &status, &counters);
     program_stats::write(&mut out, &ctx.pins);
     crate::audit::report::write_metrics(&mut out, read(&ctx.audit).as_ref());
+    if let Some(trace) = &ctx.traceability {
+        trace.write_metrics(&mut out);
+    }
     Ok(out.finish())
 }
 

@@ -24,10 +24,20 @@ pub async fn watch_forever(ctx: TelemetryContext) {
     loop {
         ticker.tick().await;
         let scan_ctx = ctx.clone();
-        let scanned = tokio::task::spawn_blocking(move || current_suspects(&scan_ctx)).await;
+        let before = std::mem::take(&mut suspects);
+        // Transitions are handled on the blocking pool too: with traceability they look up
+        // identities and store reports (SQLite).
+        let scanned = tokio::task::spawn_blocking(move || match current_suspects(&scan_ctx) {
+            Ok(now) => Ok(log_transitions(&scan_ctx, before, now)),
+            Err(err) => Err((before, err.to_string())),
+        })
+        .await;
         match scanned {
-            Ok(Ok(now)) => suspects = log_transitions(suspects, now),
-            Ok(Err(err)) => tracing::debug!(error = %err, "bot detection scan failed"),
+            Ok(Ok(now)) => suspects = now,
+            Ok(Err((before, err))) => {
+                suspects = before;
+                tracing::debug!(error = %err, "bot detection scan failed");
+            }
             Err(err) => tracing::warn!(error = %err, "bot detection scan panicked"),
         }
         let suppressed = limiter::suppressed();
@@ -54,11 +64,31 @@ fn current_suspects(ctx: &TelemetryContext) -> Result<Suspects, super::Telemetry
     Ok(suspects)
 }
 
-fn log_transitions(mut before: HashSet<SubscriberKey>, now: Suspects) -> HashSet<SubscriberKey> {
+fn log_transitions(
+    ctx: &TelemetryContext,
+    mut before: HashSet<SubscriberKey>,
+    now: Suspects,
+) -> HashSet<SubscriberKey> {
     let mut current = HashSet::with_capacity(now.len());
+    let mut flagged = Vec::new();
     for (key, record) in &now {
         current.insert(*key);
-        if !before.remove(key) && limiter::allow() {
+        if !before.remove(key) {
+            flagged.push((*key, *record));
+        }
+    }
+    if let Some(trace) = ctx.traceability.as_ref().filter(|_| !flagged.is_empty()) {
+        let detection = super::read(&ctx.config).detection.clone();
+        let identities = trace.flagged(&detection, &flagged, &crate::clock::Clocks::now());
+        for ((key, record), identity) in flagged.iter().zip(identities) {
+            if limiter::allow() {
+                crate::traceability::log_flagged(key, record, &identity);
+            }
+        }
+        flagged.clear();
+    }
+    for (key, record) in &flagged {
+        if limiter::allow() {
             tracing::warn!(
                 event = "suspected_bot",
                 subscriber = %subscribers::label(key),

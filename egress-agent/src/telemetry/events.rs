@@ -50,6 +50,9 @@ async fn drain(ctx: &TelemetryContext) -> Result<(), TelemetryError> {
         let ring = ready.get_inner_mut();
         while let Some(item) = ring.next() {
             if let Some(event) = parse(&item) {
+                if let Some(trace) = &ctx.traceability {
+                    trace.record_event(&event, destination(&event));
+                }
                 log(&event, &clocks);
             }
         }

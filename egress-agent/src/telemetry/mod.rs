@@ -44,6 +44,8 @@ pub struct TelemetryContext {
     census: Arc<census_cache::CensusCache>,
     /// The last mail set-up audit's report (`audit::schedule` writes it).
     pub audit: Arc<RwLock<Option<crate::audit::Report>>>,
+    /// Identity and notification, when configured.
+    pub traceability: Option<Arc<crate::traceability::Traceability>>,
 }
 
 impl TelemetryContext {
@@ -54,7 +56,17 @@ impl TelemetryContext {
             config: Arc::new(RwLock::new(config)),
             census: Arc::default(),
             audit: Arc::default(),
+            traceability: None,
         }
+    }
+
+    #[must_use]
+    pub fn with_traceability(
+        mut self,
+        traceability: Option<Arc<crate::traceability::Traceability>>,
+    ) -> TelemetryContext {
+        self.traceability = traceability;
+        self
     }
 
     /// Moves `/metrics` to the background census once a scan takes longer than `budget`
@@ -85,6 +97,12 @@ pub struct SubscriberView {
     /// Distinct destinations estimated in the current detection window.
     #[serde(default)]
     pub window_distinct_destinations: u64,
+    /// The RADIUS session that held the address when flagged (when not flagged: now).
+    #[serde(default)]
+    pub identity: Option<crate::identity::Session>,
+    /// The session holding it now, when a different one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_now: Option<crate::identity::Session>,
 }
 
 #[derive(Debug, thiserror::Error)]

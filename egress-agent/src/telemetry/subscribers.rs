@@ -106,6 +106,8 @@ pub fn view(
         suspected_bot: detector.suspected(record),
         window_attempts: record.window_attempts,
         window_distinct_destinations: distinct_destinations(&record.window_destinations),
+        identity: None,
+        identity_now: None,
     }
 }
 
@@ -116,7 +118,7 @@ pub fn top(ctx: &TelemetryContext, n: usize) -> Result<Vec<SubscriberView>, Tele
     Ok(census
         .top
         .iter()
-        .map(|(key, record)| view(key, record, &clocks, &detector))
+        .map(|(key, record)| with_identity(ctx, key, record, &clocks, &detector))
         .collect())
 }
 
@@ -127,7 +129,23 @@ pub fn find(
     let key = key_of(address, read(&ctx.config).subscribers.ipv6_prefix_len);
     let detector = Detector::now(ctx);
     let clocks = Clocks::now();
-    Ok(scan::lookup(&ctx.pins, &key)?.map(|record| view(&key, &record, &clocks, &detector)))
+    Ok(scan::lookup(&ctx.pins, &key)?
+        .map(|record| with_identity(ctx, &key, &record, &clocks, &detector)))
+}
+
+/// `view`, plus the RADIUS identity when traceability is configured.
+fn with_identity(
+    ctx: &TelemetryContext,
+    key: &SubscriberKey,
+    record: &SubscriberRecord,
+    clocks: &Clocks,
+    detector: &Detector,
+) -> SubscriberView {
+    let mut view = view(key, record, clocks, detector);
+    if let Some(trace) = &ctx.traceability {
+        trace.enrich(&mut view, key, record, clocks);
+    }
+    view
 }
 
 /// Ranks by attempts, then packets, then key, so equal counts order the same every time.

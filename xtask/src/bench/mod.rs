@@ -13,6 +13,7 @@ mod floor;
 mod frames;
 mod growth;
 mod inbound;
+mod identity;
 mod lab;
 mod measure;
 mod nft;
@@ -67,6 +68,7 @@ pub struct Scale {
     pub tracked: u32,
     pub blast: veth::Blast,
     pub agent: agent::AgentScale,
+    pub identity: identity::IdentityScale,
 }
 
 impl Scale {
@@ -100,6 +102,11 @@ impl Scale {
                     scrape_interval: Duration::from_millis(100),
                     reload_prefixes: 1_000,
                 },
+                identity: identity::IdentityScale {
+                    sessions: 10_000,
+                    updates: 5_000,
+                    lookups: 20,
+                },
             }
         } else {
             Scale {
@@ -129,6 +136,11 @@ impl Scale {
                     scrapes: 7,
                     scrape_interval: Duration::from_secs(2),
                     reload_prefixes: 1_000_000,
+                },
+                identity: identity::IdentityScale {
+                    sessions: 1_000_000,
+                    updates: 200_000,
+                    lookups: 50,
                 },
             }
         }
@@ -210,4 +222,14 @@ fn meta(object: &std::path::Path, scale: &Scale, took: Duration) -> serde_json::
         "sources_per_case": scale.sources,
         "seconds": took.as_secs_f64(),
     })
+}
+
+/// The traceability rows alone, at quick scale, printed as a table: `(case, median)` each.
+/// The whole bench runs them too; tests call this to prove they work without the rest.
+pub fn identity_rows_quick(agent: &std::path::Path) -> Result<Vec<(String, Option<f64>)>> {
+    require_root("bench", "network namespaces and bpffs")?;
+    mount_bpffs()?;
+    let rows = identity::rows(agent, &Scale::new(true).identity)?;
+    println!("{}", report::table(&rows));
+    Ok(rows.into_iter().map(|row| (row.case, row.median)).collect())
 }

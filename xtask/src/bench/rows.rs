@@ -134,6 +134,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     drop(dataplane);
     rows.extend(super::inbound::rows(object, scale)?);
     rows.extend(agent::rows(agent_binary, &scale.agent)?);
+    rows.extend(super::identity::rows(agent_binary, &scale.identity)?);
     Ok(rows)
 }
 
