@@ -29,6 +29,17 @@ pub const SERVER: &str = "198.51.100.2";
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Multiplies the hang guards of slow environments: `EGRESS_TEST_TIME_SCALE` (default 1; the
+/// 6.1 VM under TCG sets it, where loading the object alone takes tens of seconds).
+pub fn time_scale() -> u64 {
+    std::env::var("EGRESS_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+
 static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Makes every agent this test process starts run `path` (the package test runs the packaged
@@ -72,6 +83,7 @@ pub fn cli(args: &[&str]) -> Output {
 
 /// Polls `condition` every 100 ms for up to `seconds` (a hang guard, not a timing check).
 pub fn wait_for(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    let seconds = seconds * time_scale();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         if condition() {
@@ -213,7 +225,8 @@ impl Agent {
             .spawn()
             .expect("cannot start nsenter egress-agent run");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let ready_in = 20 * time_scale();
+        let deadline = Instant::now() + Duration::from_secs(ready_in);
         loop {
             if cli(&["status", "--socket", self.files.socket()])
                 .status
@@ -229,7 +242,7 @@ impl Agent {
             }
             assert!(
                 Instant::now() < deadline,
-                "agent not ready in 20 s:\n{}",
+                "agent not ready in {ready_in} s:\n{}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -251,7 +264,7 @@ impl Agent {
     pub fn stop_with(&mut self, signal: i32) -> std::process::ExitStatus {
         self.signal(signal);
         let mut child = self.child.take().expect("agent not running");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10 * time_scale());
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return status;

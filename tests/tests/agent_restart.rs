@@ -4,8 +4,9 @@
 use std::{net::Ipv4Addr, thread::sleep, time::Duration};
 
 use tests::agent::{
-    Agent, AgentFiles, Lab, SUBSCRIBER, subscriber_record,
+    Agent, AgentFiles, Lab, SUBSCRIBER, subscriber_record, time_scale,
     traffic::{SynCounter, SynStream, smtp_listener},
+    wait_for,
 };
 
 #[test]
@@ -18,9 +19,13 @@ fn no_syn_leaks_across_sigterm_kill_and_restart() {
     let pin_dir = agent.files.pin_dir.clone();
     let subscriber: Ipv4Addr = SUBSCRIBER.parse().expect("address");
 
-    let counter = SynCounter::start(&lab, 9.0);
-    let stream = SynStream::start(&lab, SUBSCRIBER, 7.0);
-    sleep(Duration::from_millis(800));
+    // Slow machines (the 6.1 VM under TCG) restart slowly: the stream covers every restart.
+    let scale = time_scale() as f64;
+    let counter = SynCounter::start(&lab, 9.0 * scale);
+    let stream = SynStream::start(&lab, SUBSCRIBER, 7.0 * scale);
+    wait_for("the stream's first SYN counted", 10, || {
+        subscriber_record(&pin_dir, subscriber).is_some()
+    });
     let before = subscriber_record(&pin_dir, subscriber).expect("subscriber recorded");
     assert!(before.attempts > 0);
 

@@ -9,7 +9,7 @@ use std::{
 
 use tests::{
     agent::{
-        Agent, AgentFiles, Lab, Launch, RELAY, SUBSCRIBER,
+        Agent, AgentFiles, Lab, Launch, RELAY, SUBSCRIBER, time_scale,
         traffic::{SynCounter, SynStream, connects, smtp_listener},
         wait_for,
     },
@@ -101,8 +101,10 @@ fn legacy_filter_enforces_survives_restarts_and_upgrades_without_a_gap() {
 
     // A continuous port-25 SYN stream across SIGTERM, restart, kill -9, restart and an
     // upgrade (a new program: blocked_ports changes) swapped into the same filter.
-    let counter = SynCounter::start(&lab, 32.0);
-    let stream = SynStream::start(&lab, SUBSCRIBER, 30.0);
+    // The stream must outlast every event below (slow under TCG: scaled).
+    let stream_seconds = 30 * time_scale();
+    let counter = SynCounter::start(&lab, (stream_seconds + 2) as f64);
+    let stream = SynStream::start(&lab, SUBSCRIBER, stream_seconds as f64);
     let began = Instant::now();
     sleep(Duration::from_millis(500));
     assert!(agent.stop_with(libc::SIGTERM).success(), "SIGTERM exits 0");
@@ -139,7 +141,7 @@ fn legacy_filter_enforces_survives_restarts_and_upgrades_without_a_gap() {
     let started = stream.finish();
     let leaked = counter.finish();
     assert!(
-        events < Duration::from_secs(29),
+        events < Duration::from_secs(stream_seconds - 1),
         "restarts and upgrade took {events:?}, longer than the SYN stream"
     );
     assert!(started > 50, "too few SYNs to mean anything: {started}");

@@ -47,6 +47,12 @@ pub(super) fn log_foreign_filters(now: &Attachment) {
 
 /// A foreign program we are not allowed to replace (or could not): said once per occurrence.
 pub(super) fn log_foreign(now: &Attachment) {
+    if now.hook == crate::config::Hook::TcEgress {
+        tracing::error!(interface = %now.interface, hook = now.hook.as_str(),
+            "FOREIGN TC FILTER holds our priority and handle (1, 0x25): it is kept, and port 25 \
+             is NOT enforced here by TC");
+        return;
+    }
     tracing::error!(interface = %now.interface, hook = now.hook.as_str(), mode = %now.mode,
         "FOREIGN XDP PROGRAM holds the hook: port 25 is NOT enforced here \
          (control.reattach = false, or replacing it failed)");

@@ -96,7 +96,7 @@ pub struct SynStream(Child);
 const SENDER: &str = r#"
 import socket, sys, time
 end, started, open_ = time.time() + float(sys.argv[3]), 0, []
-while time.time() < end and started < 5000:
+while time.time() < end and started < 20000:
     s = socket.socket(); s.setblocking(False); s.bind((sys.argv[1], 0))
     try:
         s.connect((sys.argv[2], 25))
