@@ -39,7 +39,6 @@ pub fn time_scale() -> u64 {
         .unwrap_or(1)
 }
 
-
 static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Makes every agent this test process starts run `path` (the package test runs the packaged
