@@ -296,3 +296,24 @@ pub fn promtool_check_metrics(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// deploy/prometheus: the shipped rules, their unit tests and the scrape example.
+pub fn prometheus_deploy_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus")
+}
+
+/// Runs `promtool ARGS` in deploy/prometheus and fails the test with its output unless it succeeds.
+pub fn promtool(args: &[&str]) {
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(prometheus_deploy_dir())
+        .output()
+        .expect("promtool is required (Debian package `prometheus`)");
+    assert!(
+        out.status.success(),
+        "promtool {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

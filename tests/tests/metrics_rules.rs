@@ -1,25 +1,6 @@
 //! The shipped Prometheus files are valid and the alerting rules behave as their unit tests say.
 
-use std::{path::PathBuf, process::Command};
-
-fn deploy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus")
-}
-
-fn promtool(args: &[&str]) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(deploy_dir())
-        .output()
-        .expect("promtool is required (Debian package `prometheus`)");
-    assert!(
-        out.status.success(),
-        "promtool {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tests::metrics::{prometheus_deploy_dir as deploy_dir, promtool};
 
 #[test]
 fn metrics_alert_rules_pass_their_unit_tests() {
