@@ -2,6 +2,7 @@
 pub mod agent;
 pub mod alerting;
 pub mod dataplane;
+pub mod etcd;
 pub mod inbound;
 pub mod mail;
 pub mod metrics;
