@@ -50,3 +50,42 @@ fn three_member_cluster_round_trips_keys_and_survives_a_member() {
         "data lost over a restart"
     );
 }
+
+/// The router lab without `[fleet]` (the agent's fleet side is not needed): a relay from the
+/// config passes and the subscriber stays blocked while a member is killed, the router reaches
+/// etcd over the hub, and a partition cuts it off until healed.
+#[test]
+fn router_lab_carries_traffic_and_partitions() {
+    use tests::etcd::fleet;
+    let mut etcd = Etcd::start(3);
+    let config = format!(
+        "[metrics]\nlisten = \"{}:9725\"\n\n[allow]\nrelays = [\"192.0.2.10/32\"]\n",
+        fleet::router_address(0)
+    );
+    let router = fleet::router_configured(&etcd, 0, &config);
+    let member = etcd.members[1].address.clone();
+    assert!(
+        router.reaches(&member, 2379),
+        "router cannot reach etcd on the hub"
+    );
+    assert!(
+        router.metrics().contains("egress_build_info"),
+        "metrics not served on the hub address"
+    );
+    let routers = [router];
+    fleet::assert_enforcement_holds(&routers, 3.0, || etcd.kill(0));
+    let [router] = routers;
+    router.partition();
+    assert!(
+        !router.reaches(&member, 2379),
+        "partitioned router still reaches etcd"
+    );
+    router.heal();
+    wait_for_reach(&router, &member);
+}
+
+fn wait_for_reach(router: &tests::etcd::fleet::Router, member: &str) {
+    tests::agent::wait_for("healed router reaches etcd", 20, || {
+        router.reaches(member, 2379)
+    });
+}

@@ -67,6 +67,8 @@ while time.time() < end:
         continue
     if meta[2] == 4 or len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
         continue
+    if len(sys.argv) > 3 and frame[26:30] != socket.inet_aton(sys.argv[3]):
+        continue
     tcp = 14 + (frame[14] & 15) * 4
     if len(frame) >= tcp + 14 and struct.unpack("!H", frame[tcp+2:tcp+4])[0] == 25 and frame[tcp+13] & 2:
         syns += 1
@@ -76,6 +78,14 @@ print(syns, flush=True)
 impl SynCounter {
     pub fn start(lab: &Lab, seconds: f64) -> SynCounter {
         let mut child = python(&lab.net, COUNTER, &[&lab.net_if, &seconds.to_string()]);
+        wait_ready(&mut child, "SYN counter");
+        SynCounter(child)
+    }
+
+    /// Like `start`, counting only SYNs from the IPv4 `source`.
+    pub fn start_from(lab: &Lab, seconds: f64, source: &str) -> SynCounter {
+        let args = [lab.net_if.as_str(), &seconds.to_string(), source];
+        let mut child = python(&lab.net, COUNTER, &args);
         wait_ready(&mut child, "SYN counter");
         SynCounter(child)
     }

@@ -20,7 +20,7 @@ const HUB_IF: &str = "fh0";
 pub struct Router {
     /// Dropped before the lab (field order): detach runs while the namespaces exist.
     pub agent: Agent,
-    _listener: TcpListener,
+    _listener: Acceptor,
     pub lab: Lab,
     /// The router's address on the hub; its metrics listen there on port 9725.
     pub address: String,
@@ -86,9 +86,57 @@ impl Router {
             .output();
     }
 
+    /// Whether a TCP connection from the router namespace to `address:port` on the hub opens.
+    pub fn reaches(&self, address: &str, port: u16) -> bool {
+        let target: std::net::SocketAddr =
+            format!("{address}:{port}").parse().expect("hub address");
+        crate::netns::in_netns(&self.lab.rtr, || {
+            std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(1)).is_ok()
+        })
+    }
+
     /// Reconnects the router to the hub.
     pub fn heal(&self) {
         exec_ok(&self.lab.rtr, &["ip", "link", "set", HUB_IF, "up"]);
+    }
+}
+
+/// Accepts and closes connections on the port-25 listener, so its backlog never fills during
+/// long relay streams; stopped and joined on drop.
+struct Acceptor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start(listener: TcpListener) -> Acceptor {
+        use std::sync::atomic::Ordering;
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => continue,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Acceptor {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -100,12 +148,22 @@ pub fn routers(etcd: &Etcd, count: usize, extra: &str) -> Vec<Router> {
 
 /// Router `k` of the fleet.
 pub fn router(etcd: &Etcd, k: usize, extra: &str) -> Router {
+    router_configured(etcd, k, &fleet_config(etcd, &router_address(k), extra))
+}
+
+/// Router `k`'s address on the hub.
+pub fn router_address(k: usize) -> String {
+    format!("203.0.113.{}", 10 + k)
+}
+
+/// Router `k` on the hub with `config` after its interfaces (no `[fleet]` added).
+pub fn router_configured(etcd: &Etcd, k: usize, config: &str) -> Router {
     let lab = Lab::new();
-    let address = format!("203.0.113.{}", 10 + k);
+    let address = router_address(k);
     etcd.hub.attach(&lab.rtr, HUB_IF, &format!("{address}/24"));
-    let listener = traffic::smtp_listener(&lab);
+    let listener = Acceptor::start(traffic::smtp_listener(&lab));
     let files = AgentFiles::new();
-    files.write_xdp_only_config(&lab, &fleet_config(etcd, &address, extra));
+    files.write_xdp_only_config(&lab, config);
     let agent = Agent::start(&lab, files);
     Router {
         agent,
@@ -133,4 +191,65 @@ pub fn relay_key(prefix: &str) -> String {
 pub fn entry_value(comment: &str) -> String {
     serde_json::json!({"comment": comment, "added": "2026-12-02T00:00:00Z", "added_by": "test"})
         .to_string()
+}
+
+/// Runs `during` (etcd members killed, ...) while every router carries, for `seconds`, a
+/// stream of port-25 SYNs from the plain subscriber and back-to-back relay connects; then
+/// asserts that no subscriber SYN leaked through any router and no relay connect failed.
+pub fn assert_enforcement_holds(routers: &[Router], seconds: f64, during: impl FnOnce()) {
+    use std::time::{Duration, Instant};
+    let counters: Vec<_> = routers
+        .iter()
+        .map(|r| traffic::SynCounter::start_from(&r.lab, seconds + 1.0, SUBSCRIBER))
+        .collect();
+    let streams: Vec<_> = routers
+        .iter()
+        .map(|r| traffic::SynStream::start(&r.lab, SUBSCRIBER, seconds))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let relay_results: Vec<(u32, u32)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = routers
+            .iter()
+            .map(|router| {
+                scope.spawn(move || {
+                    let (mut ok, mut failed) = (0, 0);
+                    while Instant::now() < deadline {
+                        if router.relay_connects() {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        during();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("relay stream thread"))
+            .collect()
+    });
+    for (k, ((stream, counter), (ok, failed))) in streams
+        .into_iter()
+        .zip(counters)
+        .zip(relay_results)
+        .enumerate()
+    {
+        let started = stream.finish();
+        let leaked = counter.finish();
+        assert!(
+            started > 0,
+            "router {k}: the subscriber stream sent nothing"
+        );
+        assert_eq!(
+            leaked, 0,
+            "router {k}: {leaked} of {started} subscriber SYNs leaked"
+        );
+        assert!(ok > 0, "router {k}: no relay connect was attempted");
+        assert_eq!(
+            failed, 0,
+            "router {k}: {failed} relay connects failed ({ok} passed)"
+        );
+    }
 }

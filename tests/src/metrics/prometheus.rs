@@ -27,16 +27,26 @@ impl PrometheusServer {
     /// Starts Prometheus scraping `http://target/metrics` as job `egress`; waits (bounded) until
     /// it is ready.
     pub fn start(target: SocketAddr) -> PrometheusServer {
-        PrometheusServer::launch(None, target)
+        PrometheusServer::launch(None, &scrape_config(&[target]))
     }
 
     /// [`PrometheusServer::start`] inside the network namespace at `netns` (`/run/netns/NAME`,
     /// entered with `nsenter --net=`); queries are made from inside it too.
     pub fn start_in(netns: &Path, target: SocketAddr) -> PrometheusServer {
-        PrometheusServer::launch(Some(netns.to_owned()), target)
+        PrometheusServer::launch(Some(netns.to_owned()), &scrape_config(&[target]))
     }
 
-    fn launch(netns: Option<PathBuf>, target: SocketAddr) -> PrometheusServer {
+    /// Inside `netns`, scraping every one of `targets` (job `egress`, one `instance` each).
+    pub fn start_in_scraping(netns: &Path, targets: &[SocketAddr]) -> PrometheusServer {
+        PrometheusServer::launch(Some(netns.to_owned()), &scrape_config(targets))
+    }
+
+    /// Inside `netns`, with a whole `prometheus.yml` of the test's own (e.g. federation).
+    pub fn start_in_with_config(netns: &Path, config: &str) -> PrometheusServer {
+        PrometheusServer::launch(Some(netns.to_owned()), config)
+    }
+
+    fn launch(netns: Option<PathBuf>, config: &str) -> PrometheusServer {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "egress-test-prometheus-{}-{id}",
@@ -44,10 +54,6 @@ impl PrometheusServer {
         ));
         std::fs::create_dir_all(dir.join("data"))
             .unwrap_or_else(|err| panic!("create {}: {err}", dir.display()));
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: egress\n    static_configs:\n      - targets: ['{target}']\n"
-        );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)
             .unwrap_or_else(|err| panic!("write {}: {err}", config_path.display()));
@@ -162,6 +168,19 @@ impl Drop for PrometheusServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The test config: every second, job `egress` scraping `targets`.
+fn scrape_config(targets: &[SocketAddr]) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!(
+        "{GLOBAL}scrape_configs:\n  - job_name: egress\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    )
+}
+
+/// The `global:` block of every test config: scrape and evaluate every second.
+pub const GLOBAL: &str =
+    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n";
 
 /// A loopback address with a port nobody listens on right now.
 pub fn free_loopback_port() -> SocketAddr {
