@@ -42,6 +42,8 @@ pub const PACKAGES: &[&str] = &[
     "etcd-server",
     "etcd-client",
     "protobuf-compiler",
+    // the well-known .proto files (descriptor.proto, ...) that etcd-client's build script imports
+    "libprotobuf-dev",
     // Kernel tests: Debian 12's kernel booted under TCG with a busybox initramfs.
     "qemu-system-x86",
     "busybox-static",
