@@ -82,13 +82,13 @@ pub fn apply(
         });
     }
     let session_id = acct.acct_session_id.clone().unwrap_or_default();
+    // Cached statements: this runs for every request, and parsing SQL each time dominated.
     let open: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM sessions WHERE nas = ?1 AND acct_session_id = ?2 AND end_ms IS NULL
              ORDER BY start_ms DESC LIMIT 1",
-            params![nas, session_id],
-            |row| row.get(0),
-        )
+        )?
+        .query_row(params![nas, session_id], |row| row.get(0))
         .optional()?;
     let started_ms = event_ms - i64::from(acct.session_time.unwrap_or(0)) * 1000;
     match (status, open) {
@@ -102,17 +102,20 @@ pub fn apply(
             })
         }
         (_, None) => {
-            let closed_before: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM sessions WHERE nas = ?1 AND acct_session_id = ?2
+            let closed_before: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM sessions WHERE nas = ?1 AND acct_session_id = ?2
                   AND end_ms IS NOT NULL AND (?3 != 1 OR start_ms = ?4))",
-                params![
-                    nas,
-                    session_id,
-                    i64::from(status == Status::Start),
-                    event_ms
-                ],
-                |row| row.get(0),
-            )?;
+                )?
+                .query_row(
+                    params![
+                        nas,
+                        session_id,
+                        i64::from(status == Status::Start),
+                        event_ms
+                    ],
+                    |row| row.get(0),
+                )?;
             if closed_before {
                 // A retransmitted Start of a finished session, or a late Interim/Stop.
                 return Ok(duplicate());
@@ -196,11 +199,9 @@ fn refresh(
     if addresses(acct).is_empty() {
         return Ok(());
     }
-    let start_ms: i64 = tx.query_row(
-        "SELECT start_ms FROM sessions WHERE id = ?1",
-        params![id],
-        |row| row.get(0),
-    )?;
+    let start_ms: i64 = tx
+        .prepare_cached("SELECT start_ms FROM sessions WHERE id = ?1")?
+        .query_row(params![id], |row| row.get(0))?;
     add_addresses(tx, id, start_ms, acct)
 }
 
