@@ -4,7 +4,7 @@
 //! restart under a stream of connection attempts, SIGHUP reload, metrics and `detach`.
 
 use std::{
-    net::{IpAddr, SocketAddr, TcpListener},
+    net::{SocketAddr, TcpListener},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -44,22 +44,8 @@ fn write(files: &AgentFiles, lab: &Lab, protected: &str) {
     );
 }
 
-/// Whether `source` on the Internet side opens TCP to `destination:port` within 2 s.
 fn connects(lab: &Lab, source: &str, destination: &str, port: u16) -> bool {
-    let source: IpAddr = source.parse().expect("source address");
-    let destination: IpAddr = destination.parse().expect("destination address");
-    in_netns(&lab.net, || {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        socket
-            .bind(&SocketAddr::new(source, 0).into())
-            .expect("bind source address");
-        socket
-            .connect_timeout(
-                &SocketAddr::new(destination, port).into(),
-                Duration::from_secs(2),
-            )
-            .is_ok()
-    })
+    tests::agent::traffic::connects_between(&lab.net, source, destination, port)
 }
 
 fn listen(lab: &Lab, address: &str, port: u16) -> TcpListener {

@@ -4,7 +4,7 @@
 //! protected MX never get through, and the spam checker's never fail.
 
 use std::{
-    net::{IpAddr, SocketAddr, TcpListener},
+    net::{SocketAddr, TcpListener},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -38,20 +38,7 @@ fn write(files: &AgentFiles, lab: &Lab, ports: &str, protected: &str, senders: &
 }
 
 fn connects(lab: &Lab, source: &str, destination: &str, port: u16) -> bool {
-    let source: IpAddr = source.parse().expect("source");
-    let destination: IpAddr = destination.parse().expect("destination");
-    in_netns(&lab.net, || {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        socket
-            .bind(&SocketAddr::new(source, 0).into())
-            .expect("bind");
-        socket
-            .connect_timeout(
-                &SocketAddr::new(destination, port).into(),
-                Duration::from_secs(2),
-            )
-            .is_ok()
-    })
+    tests::agent::traffic::connects_between(&lab.net, source, destination, port)
 }
 
 /// Connection attempts from `source` to the MX's port 25 in a loop until stopped (bounded).

@@ -33,16 +33,22 @@ pub fn connects(lab: &Lab, source: &str) -> bool {
 
 /// Whether a TCP connection from `source` to the server's `port` is established within 2 s.
 pub fn connects_to(lab: &Lab, source: &str, port: u16) -> bool {
+    connects_between(&lab.sub, source, SERVER, port)
+}
+
+/// Whether a TCP connection from `source` to `destination:port`, opened inside `ns`, is
+/// established within 2 s.
+pub fn connects_between(ns: &Netns, source: &str, destination: &str, port: u16) -> bool {
     let source: IpAddr = source.parse().expect("source address");
-    let server: IpAddr = SERVER.parse().expect("server address");
-    in_netns(&lab.sub, || {
+    let destination: IpAddr = destination.parse().expect("destination address");
+    in_netns(ns, || {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         socket
             .bind(&SocketAddr::new(source, 0).into())
             .expect("bind source address");
         socket
             .connect_timeout(
-                &SocketAddr::new(server, port).into(),
+                &SocketAddr::new(destination, port).into(),
                 Duration::from_secs(2),
             )
             .is_ok()
