@@ -48,6 +48,9 @@ pub struct Config {
     /// Evidence reports delivered to the abuse desk's webhook (absent: stored only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyConfig>,
+    /// The allowlists from etcd, shared by a fleet of routers (absent: local only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +261,27 @@ pub struct NotifyConfig {
     pub timeout_seconds: u64,
     #[serde(default = "default_max_queued")]
     pub max_queued: u64,
+}
+
+/// `[fleet]`: the etcd cluster holding the fleet's allowlists, and where in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// `http://` or `https://` URLs; tried in order, the next one when one fails.
+    pub etcd_endpoints: Vec<String>,
+    /// The fleet's key space: entries live at `<key_prefix>/<kind>/<prefix>`.
+    pub key_prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// TLS: the CA that signed the members' certificates, and our client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
 }
 
 fn default_radius_listen() -> SocketAddr {

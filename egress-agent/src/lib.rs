@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod estimate;
+pub mod fleet;
 pub mod history;
 pub mod identity;
 pub mod inbound;

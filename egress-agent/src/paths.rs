@@ -78,4 +78,9 @@ impl StateLayout {
     pub fn allowlist(&self) -> PathBuf {
         self.root.join("allowlist.json")
     }
+
+    /// The last applied fleet set (`[fleet]`) and its etcd revision.
+    pub fn fleet(&self) -> PathBuf {
+        self.root.join("fleet.json")
+    }
 }

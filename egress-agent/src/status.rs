@@ -66,6 +66,9 @@ pub struct AgentStatus {
     pub kernel: String,
     #[serde(default)]
     pub missing_kernel_features: Vec<String>,
+    /// `[fleet]`: the etcd connection and the applied revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 impl AgentStatus {
@@ -81,6 +84,7 @@ impl AgentStatus {
             max_tracked,
             kernel: String::new(),
             missing_kernel_features: Vec::new(),
+            fleet: None,
         }
     }
 }

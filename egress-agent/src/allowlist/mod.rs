@@ -105,6 +105,18 @@ impl AllowKind {
 pub enum Source {
     Config,
     Cli,
+    /// From etcd (`[fleet]`), shared by every router of the fleet.
+    Fleet,
+}
+
+impl Source {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Cli => "cli",
+            Source::Fleet => "fleet",
+        }
+    }
 }
 
 /// One allowlist entry as `relay list` / `exempt list` show it.
@@ -118,6 +130,9 @@ pub struct Entry {
     /// RFC 3339 for CLI entries; empty for config entries.
     #[serde(default)]
     pub added: String,
+    /// Fleet entries: the router whose CLI added it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub added_by: String,
 }
 
 /// Prefixes of one kind from the config file. The config has been validated, so entries that
@@ -157,6 +172,7 @@ pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
                     source: Source::Config,
                     comment: String::new(),
                     added: String::new(),
+                    added_by: String::new(),
                 });
             }
         }

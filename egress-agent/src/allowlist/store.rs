@@ -89,7 +89,8 @@ impl Store {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` so a crash leaves the old or the new file, never a torn one.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("state file has no parent directory"))?;
@@ -128,6 +129,7 @@ mod tests {
             source: Source::Cli,
             comment: "relay 1".into(),
             added: "2026-01-01T00:00:00Z".into(),
+            added_by: String::new(),
         };
         store.replace(vec![entry.clone()]).expect("write");
         let again = Store::load(&layout).expect("reload");

@@ -2,7 +2,7 @@
 
 use super::{AllowAction, CliError, decode, print_listing, request};
 use crate::{
-    allowlist::{AllowKind, Entry, Source},
+    allowlist::{AllowKind, Entry},
     control::Request,
     prefix,
 };
@@ -43,10 +43,7 @@ pub fn allowlist(kind: AllowKind, action: AllowAction) -> Result<(), CliError> {
             print_listing(&entries, list.json, &headers, |e| {
                 vec![
                     e.prefix.to_string(),
-                    match e.source {
-                        Source::Config => "config".into(),
-                        Source::Cli => "cli".into(),
-                    },
+                    e.source.as_str().into(),
                     e.comment.clone(),
                     e.added.clone(),
                 ]

@@ -26,6 +26,9 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
     for line in &agent.missing_kernel_features {
         println!("  {line}");
     }
+    if let Some(fleet) = &agent.fleet {
+        print_fleet(fleet);
+    }
     println!();
     let attachments: Vec<Vec<String>> = agent
         .attachments
@@ -89,4 +92,24 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
     let fill = [fill, crate::inbound::status::fill_rows(agent)].concat();
     println!("{}", table::render(&["MAP", "FILL"], &fill));
     Ok(())
+}
+
+fn print_fleet(fleet: &crate::fleet::FleetStatus) {
+    let state = if fleet.connected {
+        "connected".to_owned()
+    } else {
+        format!(
+            "DISCONNECTED, enforcing the last applied set ({})",
+            fleet.last_error
+        )
+    };
+    println!("fleet: {} at {}: {state}", fleet.key_prefix, fleet.endpoint);
+    println!("  applied revision: {}", fleet.applied_revision);
+    let last_sync = if fleet.last_sync.is_empty() {
+        "never"
+    } else {
+        &fleet.last_sync
+    };
+    println!("  last sync: {last_sync}");
+    println!("  sync errors: {}", fleet.sync_errors);
 }

@@ -21,6 +21,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     validate_allowlists(config)?;
     crate::inbound::validate(config)?;
     validate_traceability(config)?;
+    crate::fleet::validate(config)?;
     let len = config.subscribers.ipv6_prefix_len;
     if !(1..=128).contains(&len) {
         return problem(

@@ -40,6 +40,10 @@ pub enum DaemonError {
     Signal { source: std::io::Error },
     #[error(transparent)]
     Traceability(#[from] crate::traceability::TraceError),
+    #[error(transparent)]
+    FleetSnapshot(#[from] crate::fleet::snapshot::SnapshotError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 pub struct Agent {
@@ -54,6 +58,8 @@ pub struct Agent {
     /// What the allowlist maps were last brought in line with: the drift check compares
     /// against it instead of rebuilding it from the config every round (a million entries).
     pub(super) applied: Option<Desired>,
+    /// `[fleet]`: the etcd worker and the fleet set enforced now.
+    pub(super) fleet: Option<super::fleet::FleetLink>,
 }
 
 impl Agent {
@@ -69,6 +75,16 @@ impl Agent {
             AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
         status.kernel = features.kernel.clone();
         status.missing_kernel_features = features.missing_lines();
+        // The persisted fleet set is enforced below, before the first word from etcd.
+        let fleet = match &config.fleet {
+            Some(settings) => {
+                let link =
+                    super::fleet::FleetLink::start(settings, StateLayout::new(&config.state_dir))?;
+                status.fleet = Some(super::fleet::initial_status(settings, link.applied()));
+                Some(link)
+            }
+            None => None,
+        };
         let traceability = crate::traceability::Traceability::start(&config)?;
         let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone())
             .with_traceability(traceability);
@@ -81,6 +97,7 @@ impl Agent {
             telemetry: None,
             attach_errors: std::collections::HashMap::new(),
             applied: None,
+            fleet,
         };
         agent.reconcile_allowlists(None)?;
         agent.remove_unconfigured_links();
@@ -112,19 +129,27 @@ impl Agent {
         }
     }
 
-    /// Desired allowlist state: config entries plus persisted CLI entries.
+    /// Desired allowlist state: config entries, persisted CLI entries, the applied fleet set.
     pub(super) fn desired_entries(&self) -> Vec<Entry> {
-        allowlist::entries(&self.config, self.store.entries())
+        self.compose(&self.config, self.store.entries(), None)
     }
 
-    /// Refuses a desired state (config plus CLI entries) that would overflow an allowlist map;
-    /// returns it when it fits.
+    /// Refuses a desired state (`config`, CLI entries `cli`, the applied fleet set) that would
+    /// overflow an allowlist map; returns it when it fits.
     pub(super) fn check_capacity(
         &self,
         config: &Config,
         cli: &[Entry],
     ) -> Result<Desired, capacity::CapacityError> {
-        let desired = Desired::from_entries(&allowlist::entries(config, cli));
+        self.check_capacity_of(&self.compose(config, cli, None))
+    }
+
+    /// Refuses `entries` when they would overflow an allowlist map; their contents otherwise.
+    pub(super) fn check_capacity_of(
+        &self,
+        entries: &[Entry],
+    ) -> Result<Desired, capacity::CapacityError> {
+        let desired = Desired::from_entries(entries);
         capacity::check(&desired, self.dataplane.allowlist_capacity())?;
         crate::inbound::maps::check_capacity(&desired)?;
         Ok(desired)
@@ -133,13 +158,18 @@ impl Agent {
     /// Makes the kernel maps match the desired state; `cli` overrides the stored CLI entries
     /// (for a change being tried). Adds before removing within each map.
     pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
-        let entries = allowlist::entries(&self.config, cli.unwrap_or(self.store.entries()));
+        let entries = self.compose(&self.config, cli.unwrap_or(self.store.entries()), None);
         self.reconcile_desired(Desired::from_entries(&entries))
+    }
+
+    /// `[fleet]`: the worker's states, for the event loop.
+    pub fn fleet_updates(&self) -> Option<tokio::sync::watch::Receiver<crate::fleet::Published>> {
+        self.fleet.as_ref().map(super::fleet::FleetLink::updates)
     }
 
     /// Makes the kernel maps hold `desired`, already built by the caller (a reload builds it
     /// once for the capacity check and the reconcile: millions of entries).
-    fn reconcile_desired(&mut self, desired: Desired) -> Result<(), MapsError> {
+    pub(super) fn reconcile_desired(&mut self, desired: Desired) -> Result<(), MapsError> {
         let capacity = self.dataplane.allowlist_capacity();
         // Checked for every map before touching any, so an overflow changes nothing.
         capacity::check(&desired, capacity)?;
@@ -312,6 +342,7 @@ impl Agent {
         for (key, changed) in [
             ("identity", self.config.identity != new.identity),
             ("notify", self.config.notify != new.notify),
+            ("fleet", self.config.fleet != new.fleet),
         ] {
             if changed {
                 return Err(ConfigError::Invalid {

@@ -2,6 +2,7 @@
 //! reloads, the periodic check) runs on this one loop, so changes never interleave.
 
 mod agent;
+mod fleet;
 mod requests;
 mod trace;
 mod watch;
@@ -44,6 +45,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     // After a long reload, one check rather than a burst of the ticks it blocked.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut until_drift_check = agent.drift_check_ticks();
+    let mut fleet_updates = agent.fleet_updates();
     loop {
         tokio::select! {
             _ = hangup.recv() => {
@@ -67,6 +69,9 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
                     break;
                 }
             }
+            published = next_fleet_update(&mut fleet_updates) => {
+                agent.fleet_update(&published);
+            }
             _ = ticker.tick() => {
                 agent.check_interfaces();
                 until_drift_check = until_drift_check.saturating_sub(1);
@@ -83,4 +88,17 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
         tracing::debug!(%err, socket = %socket_path, "cannot remove control socket");
     }
     Ok(())
+}
+
+/// The fleet worker's next state; never, without `[fleet]` or once the worker is gone.
+async fn next_fleet_update(
+    updates: &mut Option<tokio::sync::watch::Receiver<crate::fleet::Published>>,
+) -> crate::fleet::Published {
+    if let Some(receiver) = updates.as_mut()
+        && receiver.changed().await.is_ok()
+    {
+        return receiver.borrow_and_update().clone();
+    }
+    *updates = None;
+    std::future::pending().await
 }

@@ -26,6 +26,14 @@ impl Agent {
                 kind,
                 prefix,
                 comment,
+            } if self.fleet_manages(kind) => return self.fleet_add(kind, &prefix, comment, reply),
+            Request::AllowRemove { kind, prefix } if self.fleet_manages(kind) => {
+                return self.fleet_remove(kind, &prefix, reply);
+            }
+            Request::AllowAdd {
+                kind,
+                prefix,
+                comment,
             } => (self.allow_add(kind, &prefix, comment), false),
             Request::AllowRemove { kind, prefix } => (self.allow_remove(kind, &prefix), false),
             Request::AllowList { kind } => (self.allow_list(kind), false),
@@ -105,6 +113,7 @@ impl Agent {
             source: Source::Cli,
             comment,
             added: clock::now_rfc3339(),
+            added_by: String::new(),
         });
         self.change_cli_entries(
             entries,
@@ -112,7 +121,7 @@ impl Agent {
         )
     }
 
-    fn allow_remove(&mut self, kind: AllowKind, text: &str) -> Response {
+    pub(super) fn allow_remove(&mut self, kind: AllowKind, text: &str) -> Response {
         let prefix = match prefix::parse(text) {
             Ok(prefix) => prefix,
             Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),
@@ -168,12 +177,21 @@ impl Agent {
         Response::ok(done, serde_json::Value::Null)
     }
 
+    /// Config and CLI entries, then every fleet entry: a prefix both in the config and in
+    /// the fleet is listed twice, once per source.
     fn allow_list(&self, kind: AllowKind) -> Response {
-        let entries: Vec<Entry> = self
-            .desired_entries()
+        let mut entries: Vec<Entry> = allowlist::entries(self.config(), self.store.entries())
             .into_iter()
             .filter(|e| e.kind == kind)
             .collect();
+        if let Some(link) = &self.fleet {
+            entries.extend(
+                link.applied()
+                    .allowlist_entries()
+                    .filter(|e| e.kind == kind)
+                    .cloned(),
+            );
+        }
         Response::data(&entries)
     }
 

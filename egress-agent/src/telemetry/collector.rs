@@ -52,6 +52,9 @@ pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryEr
     write_census(&mut out, &snapshot);
     write_agent(&mut out, &status, &counters);
     program_stats::write(&mut out, &ctx.pins);
+    if let Some(fleet) = &status.fleet {
+        crate::fleet::metrics::write(&mut out, fleet);
+    }
     crate::audit::report::write_metrics(&mut out, read(&ctx.audit).as_ref());
     if let Some(trace) = &ctx.traceability {
         trace.write_metrics(&mut out);

@@ -33,6 +33,17 @@ fn federation_config(source: SocketAddr) -> String {
     };
     let mut config: serde_norway::Value = serde_norway::from_str(&text)
         .unwrap_or_else(|err| panic!("{} is not YAML: {err}", shipped.display()));
+    // Rule files are relative to the shipped file; the config is written elsewhere.
+    if let Some(files) = config["rule_files"].as_sequence_mut() {
+        for file in files {
+            let relative = file.as_str().unwrap_or_default().to_owned();
+            *file = shipped
+                .with_file_name(relative)
+                .to_string_lossy()
+                .into_owned()
+                .into();
+        }
+    }
     let jobs = config["scrape_configs"]
         .as_sequence_mut()
         .unwrap_or_else(|| panic!("{} has no scrape_configs", shipped.display()));

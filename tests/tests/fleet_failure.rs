@@ -52,6 +52,11 @@ fn fleet_fails_static_and_converges() {
         etcd_ref.stop_all();
     });
     wait_connected(&routers, false);
+    let text = routers[0].agent.cli_ok(&["status"]);
+    assert!(
+        text.contains("DISCONNECTED, enforcing the last applied set"),
+        "status with etcd down:\n{text}"
+    );
     for (k, router) in routers.iter().enumerate() {
         assert_eq!(
             router.metric("egress_fleet_connected"),

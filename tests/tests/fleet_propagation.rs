@@ -21,6 +21,24 @@ fn relay_add_on_one_router_reaches_every_router_and_remove_blocks_everywhere() {
             !router.relay_connects(),
             "router {k} lets the relay through before the add"
         );
+        let fleet = router.fleet_status();
+        let endpoint = fleet["endpoint"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            etcd.endpoints_toml().contains(&format!("\"{endpoint}\"")),
+            "router {k} endpoint {endpoint:?} is not one of {}",
+            etcd.endpoints_toml()
+        );
+        assert!(
+            fleet["last_sync"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "router {k} status has no last sync: {fleet}"
+        );
+        let text = router.agent.cli_ok(&["status"]);
+        assert!(
+            text.contains(&format!("fleet: {KEY_PREFIX} at {endpoint}: connected")),
+            "router {k} status:\n{text}"
+        );
     }
 
     routers[0]
