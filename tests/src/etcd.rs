@@ -13,6 +13,9 @@
 //! ```
 
 pub mod fleet;
+mod security;
+
+pub use security::EtcdTls;
 
 use std::{
     path::PathBuf,
@@ -72,11 +75,13 @@ pub struct Member {
     data_dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// `https` when the cluster serves clients over TLS.
+    scheme: &'static str,
 }
 
 impl Member {
     pub fn client_url(&self) -> String {
-        format!("http://{}:2379", self.address)
+        format!("{}://{}:2379", self.scheme, self.address)
     }
 
     fn peer_url(&self) -> String {
@@ -99,6 +104,10 @@ pub struct Etcd {
     pub members: Vec<Member>,
     token: String,
     dir: PathBuf,
+    /// Client TLS with certificates required, when started with [`Etcd::start_tls`].
+    pub tls: Option<EtcdTls>,
+    /// `root:<password>` for etcdctl once authentication is enabled.
+    root: Option<String>,
 }
 
 impl Etcd {
@@ -109,6 +118,16 @@ impl Etcd {
 
     /// Like `start`, on an existing hub.
     pub fn start_on(hub: Hub, size: usize) -> Etcd {
+        Etcd::start_secured(hub, size, false)
+    }
+
+    /// `size` members serving clients over TLS only, with client certificates required
+    /// (`--client-cert-auth`), from a test CA of their own (`tls`).
+    pub fn start_tls(size: usize) -> Etcd {
+        Etcd::start_secured(Hub::new(), size, true)
+    }
+
+    fn start_secured(hub: Hub, size: usize, tls: bool) -> Etcd {
         assert!(size >= 1, "an etcd cluster needs a member");
         assert!(
             std::path::Path::new("/usr/bin/etcd").exists(),
@@ -133,14 +152,21 @@ impl Etcd {
                     data_dir: dir.join(format!("m{i}.etcd")),
                     log: dir.join(format!("m{i}.log")),
                     child: None,
+                    scheme: if tls { "https" } else { "http" },
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let tls = tls.then(|| {
+            let addresses: Vec<&str> = members.iter().map(|m| m.address.as_str()).collect();
+            EtcdTls::new(&dir.join("tls"), &addresses)
+        });
         let mut etcd = Etcd {
             hub,
             members,
             token: format!("egress-test-{id}"),
             dir,
+            tls,
+            root: None,
         };
         etcd.start_all();
         etcd
@@ -169,6 +195,11 @@ impl Etcd {
             .map(|m| format!("{}={}", m.name, m.peer_url()))
             .collect();
         let initial_cluster = initial_cluster.join(",");
+        let tls_args = self
+            .tls
+            .as_ref()
+            .map(EtcdTls::server_args)
+            .unwrap_or_default();
         let member = &mut self.members[i];
         assert!(member.child.is_none(), "etcd {} is running", member.name);
         let log = std::fs::OpenOptions::new()
@@ -190,6 +221,7 @@ impl Etcd {
             .args(["--initial-cluster-token", &self.token])
             .args(["--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .args(&tls_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -261,6 +293,13 @@ impl Etcd {
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(
+                self.tls
+                    .as_ref()
+                    .map(EtcdTls::client_args)
+                    .unwrap_or_default(),
+            )
+            .args(self.root.iter().map(|root| format!("--user={root}")))
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -312,6 +351,28 @@ impl Etcd {
         json["header"]["revision"]
             .as_i64()
             .unwrap_or_else(|| panic!("no revision in {json}"))
+    }
+
+    /// Turns authentication on: a root user for etcdctl, and `user` (password `password`)
+    /// allowed to read and write `prefix` and nothing else.
+    pub fn enable_auth(&mut self, user: &str, password: &str, prefix: &str) {
+        let root_password = "egress-test-root";
+        self.etcdctl_ok(&["user", "add", &format!("root:{root_password}")]);
+        self.etcdctl_ok(&["user", "grant-role", "root", "root"]);
+        let role = format!("{user}-fleet");
+        self.etcdctl_ok(&["role", "add", &role]);
+        self.etcdctl_ok(&[
+            "role",
+            "grant-permission",
+            &role,
+            "readwrite",
+            prefix,
+            "--prefix=true",
+        ]);
+        self.etcdctl_ok(&["user", "add", &format!("{user}:{password}")]);
+        self.etcdctl_ok(&["user", "grant-role", user, &role]);
+        self.etcdctl_ok(&["auth", "enable"]);
+        self.root = Some(format!("root:{root_password}"));
     }
 
     /// Compacts the history up to the current revision (a watcher behind it must relist).

@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod netns;
 pub mod packet;
 pub mod radius;
+pub mod tls;
 pub mod webhook;

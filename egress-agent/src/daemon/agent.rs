@@ -67,6 +67,15 @@ impl Agent {
     /// sees is judged against the full policy.
     pub fn start(config_path: &Path) -> Result<Agent, DaemonError> {
         let config = config::load(config_path)?;
+        // Before the dataplane is touched: a missing credential file changes nothing. The
+        // persisted fleet set is enforced below, before the first word from etcd.
+        let fleet = config
+            .fleet
+            .as_ref()
+            .map(|settings| {
+                super::fleet::FleetLink::start(settings, StateLayout::new(&config.state_dir))
+            })
+            .transpose()?;
         let features = crate::dataplane::features::get();
         let dataplane = Dataplane::load(&config)?;
         dataplane.apply_settings(&config)?;
@@ -75,16 +84,9 @@ impl Agent {
             AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
         status.kernel = features.kernel.clone();
         status.missing_kernel_features = features.missing_lines();
-        // The persisted fleet set is enforced below, before the first word from etcd.
-        let fleet = match &config.fleet {
-            Some(settings) => {
-                let link =
-                    super::fleet::FleetLink::start(settings, StateLayout::new(&config.state_dir))?;
-                status.fleet = Some(super::fleet::initial_status(settings, link.applied()));
-                Some(link)
-            }
-            None => None,
-        };
+        if let (Some(settings), Some(link)) = (&config.fleet, &fleet) {
+            status.fleet = Some(super::fleet::initial_status(settings, link.applied()));
+        }
         let traceability = crate::traceability::Traceability::start(&config)?;
         let context = TelemetryContext::new(dataplane.pins().clone(), status, config.clone())
             .with_traceability(traceability);
