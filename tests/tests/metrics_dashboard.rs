@@ -5,9 +5,13 @@
 use std::{net::SocketAddr, net::TcpStream, time::Duration};
 
 use tests::{
-    agent::{Agent, AgentFiles, Lab},
+    agent::{Agent, AgentFiles, Lab, SUBSCRIBER},
+    etcd::Etcd,
+    mail::{DNS, TempDir, knot::Knot, zones::Zones},
     metrics::prometheus::PrometheusServer,
-    netns::in_netns,
+    netns::{exec_ok, in_netns},
+    radius::radclient_ok,
+    webhook,
 };
 
 const METRICS: &str = "127.0.0.1:9725";
@@ -19,6 +23,69 @@ struct BpfStats(String);
 impl Drop for BpfStats {
     fn drop(&mut self) {
         let _ = std::fs::write(SYSCTL, &self.0);
+    }
+}
+
+const RADIUS_SECRET: &str = "dashboard-radius";
+
+/// What the feature panels need behind the agent: the mail zones for the audit, an etcd for
+/// the fleet, a webhook receiver for the evidence reports, RADIUS accounting for identity.
+struct Features {
+    _knot: Knot,
+    _zones: TempDir,
+    etcd: Etcd,
+    webhook: webhook::Receiver,
+}
+
+impl Features {
+    fn start(lab: &Lab) -> Features {
+        exec_ok(
+            &lab.rtr,
+            &["ip", "addr", "add", &format!("{DNS}/32"), "dev", "lo"],
+        );
+        let zones = TempDir::new("dashboard-zones");
+        let knot = Knot::start(&lab.rtr, zones.path(), &Zones::correct().files());
+        let etcd = Etcd::start(1);
+        etcd.hub.attach(&lab.rtr, "fh0", "203.0.113.10/24");
+        let webhook = webhook::Receiver::start(&lab.rtr, "127.0.0.1:8089", b"dashboard");
+        Features {
+            _knot: knot,
+            _zones: zones,
+            etcd,
+            webhook,
+        }
+    }
+
+    /// `[inbound]`, `[identity]`, `[notify]`, `[mail]` and `[fleet]` tables.
+    fn config(&self, files: &AgentFiles) -> String {
+        let radius_secret = files.dir.join("radius.secret");
+        std::fs::write(&radius_secret, RADIUS_SECRET).expect("RADIUS secret");
+        format!(
+            "[inbound]\nprotected_mx = [\"198.51.100.25/32\"]\nmx_senders = [\"198.51.100.40/32\"]\n\n\
+             [identity]\nradius_listen = \"127.0.0.1:1813\"\nradius_clients = [\"127.0.0.1/32\"]\n\
+             radius_secret_file = \"{}\"\n\n\
+             [notify]\nwebhook_url = \"{}\"\ntimeout_seconds = 2\n\n\
+             [mail]\ndomains = [\"isp.example\"]\nprimary_mx = [\"mx1.isp.example\"]\n\
+             spam_checkers = [\"mx2.isp.example\"]\nresolver = \"{DNS}:53\"\naudit_interval_seconds = 5\n\n\
+             [fleet]\netcd_endpoints = {}\nkey_prefix = \"/egress/dashboard\"\n",
+            radius_secret.display(),
+            self.webhook.url(),
+            self.etcd.endpoints_toml(),
+        )
+    }
+
+    /// The BNG tells the agent who holds the subscriber's address.
+    fn send_accounting(&self, lab: &Lab, dir: &std::path::Path) {
+        radclient_ok(
+            &lab.rtr,
+            "127.0.0.1:1813",
+            RADIUS_SECRET,
+            &format!(
+                "Acct-Status-Type = Start, Acct-Session-Id = \"sess-dashboard\", \
+                 User-Name = \"customer@isp\", Framed-IP-Address = {SUBSCRIBER}"
+            ),
+            dir,
+        );
     }
 }
 
@@ -61,12 +128,21 @@ fn metrics_dashboard_every_panel_query_returns_data() {
     std::fs::write(SYSCTL, "1").expect("enable bpf stats");
 
     let lab = Lab::new();
+    let features = Features::start(&lab);
     let files = AgentFiles::new();
-    files.write_config(
-        &lab,
-        &format!("[metrics]\nlisten = \"{METRICS}\"\n\n[detection]\nattempts_threshold = 5\n"),
+    files.write_config_for(
+        &[
+            (&lab.rtr_sub_if, "xdp"),
+            (&lab.rtr_up_if, "tc-egress"),
+            (&lab.rtr_up_if, "xdp-inbound"),
+        ],
+        &format!(
+            "[metrics]\nlisten = \"{METRICS}\"\n\n[detection]\nattempts_threshold = 5\n\n{}",
+            features.config(&files)
+        ),
     );
-    let _agent = Agent::start(&lab, files);
+    let agent = Agent::start(&lab, files);
+    features.send_accounting(&lab, &agent.files.dir);
     let metrics: SocketAddr = METRICS.parse().expect("addr");
     let prometheus = PrometheusServer::start_in(&lab.rtr.path(), metrics);
     // Traffic for a few scrapes, so rates have two samples that differ.
