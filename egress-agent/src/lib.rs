@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod notify;
 pub mod paths;
 pub mod prefix;
+pub mod state_file;
 pub mod status;
 pub mod telemetry;
 pub mod traceability;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use tokio::task::JoinHandle;
 
 use crate::{
-    allowlist::{self, Desired, Entry, store::Store},
+    allowlist::{Desired, Entry, store::Store},
     config::{self, Config, ConfigError},
     control::server::ServerError,
     dataplane::{
@@ -26,7 +26,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
     #[error(transparent)]
-    Store(#[from] allowlist::store::StoreError),
+    StateFile(#[from] crate::state_file::StateFileError),
     #[error(transparent)]
     Maps(#[from] MapsError),
     #[error(transparent)]
@@ -40,8 +40,6 @@ pub enum DaemonError {
     Signal { source: std::io::Error },
     #[error(transparent)]
     Traceability(#[from] crate::traceability::TraceError),
-    #[error(transparent)]
-    FleetSnapshot(#[from] crate::fleet::snapshot::SnapshotError),
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetError),
 }

@@ -1,31 +1,12 @@
 //! The last applied fleet set and its revision, persisted under `state_dir` (`fleet.json`)
 //! after every change: an agent started while etcd is down enforces it at once.
 
-use std::{fs, path::PathBuf};
-
 use serde::{Deserialize, Serialize};
 
 use super::FleetEntry;
-use crate::{allowlist::Entry, paths::StateLayout};
+use crate::{allowlist::Entry, paths::StateLayout, state_file};
 
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is corrupt: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
+pub use state_file::StateFileError as SnapshotError;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -64,17 +45,9 @@ struct OnDiskEntry {
 
 /// Reads the persisted set; none yet (first start with `[fleet]`) is an empty set at 0.
 pub fn load(layout: &StateLayout) -> Result<FleetSet, SnapshotError> {
-    let path = layout.fleet();
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FleetSet::default()),
-        Err(source) => return Err(SnapshotError::Read { path, source }),
+    let Some(on_disk) = state_file::read::<OnDisk>(&layout.fleet())? else {
+        return Ok(FleetSet::default());
     };
-    let on_disk: OnDisk =
-        serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
     Ok(FleetSet {
         revision: on_disk.revision,
         entries: on_disk
@@ -88,9 +61,8 @@ pub fn load(layout: &StateLayout) -> Result<FleetSet, SnapshotError> {
     })
 }
 
-/// Writes `set` durably (temporary file, fsync, rename) before returning.
+/// Writes `set` durably before returning.
 pub fn save(layout: &StateLayout, set: &FleetSet) -> Result<(), SnapshotError> {
-    let path = layout.fleet();
     let on_disk = OnDisk {
         version: FORMAT_VERSION,
         revision: set.revision,
@@ -103,13 +75,7 @@ pub fn save(layout: &StateLayout, set: &FleetSet) -> Result<(), SnapshotError> {
             })
             .collect(),
     };
-    let write_err = |source| SnapshotError::Write {
-        path: path.clone(),
-        source,
-    };
-    let bytes =
-        serde_json::to_vec_pretty(&on_disk).map_err(|err| write_err(std::io::Error::other(err)))?;
-    crate::allowlist::store::write_atomically(&path, &bytes).map_err(write_err)
+    state_file::write(&layout.fleet(), &on_disk)
 }
 
 #[cfg(test)]
@@ -141,9 +107,9 @@ mod tests {
         };
         save(&layout, &set).expect("save");
         assert_eq!(load(&layout).expect("load"), set);
-        fs::write(layout.fleet(), b"{").expect("corrupt it");
+        std::fs::write(layout.fleet(), b"{").expect("corrupt it");
         let err = load(&layout).expect_err("corrupt").to_string();
         assert!(err.contains("fleet.json is corrupt"), "{err}");
-        fs::remove_dir_all(&dir).expect("cleanup");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
