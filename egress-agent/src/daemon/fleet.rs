@@ -28,6 +28,8 @@ pub struct FleetLink {
     key_prefix: String,
     /// Sets that could not be applied (an overflowing map); the worker counts bad keys.
     apply_errors: u64,
+    /// The last set the maps refused, not retried until the fleet changes.
+    refused: Option<Arc<FleetSet>>,
 }
 
 impl FleetLink {
@@ -44,6 +46,7 @@ impl FleetLink {
             layout,
             key_prefix: config.key_prefix.clone(),
             apply_errors: 0,
+            refused: None,
         })
     }
 
@@ -126,31 +129,38 @@ impl Agent {
         });
     }
 
+    /// Applies `set` when its entries differ from the applied ones, and persists it. The
+    /// same entries at a later revision (a progress answer, writes elsewhere in etcd) only
+    /// move the applied revision; a set the maps refused is not retried until it changes.
     fn apply_fleet_set(&mut self, set: &Arc<FleetSet>) {
-        let Some(link) = &self.fleet else { return };
-        if link.applied.revision == set.revision && link.applied.same_entries(set) {
-            return;
-        }
-        if !link.applied.same_entries(set) {
-            let entries = self.compose(self.config(), self.store.entries(), Some(set.as_ref()));
-            let desired = allowlist::Desired::from_entries(&entries);
-            if let Err(err) = self.reconcile_desired(desired) {
-                tracing::error!(revision = set.revision, %err,
-                    "fleet: cannot apply the fleet set; the previous one stays enforced");
-                if let Some(link) = self.fleet.as_mut() {
-                    link.apply_errors += 1;
-                }
-                return;
-            }
-            tracing::info!(
-                revision = set.revision,
-                entries = set.entries.len(),
-                "fleet: applied"
-            );
-        }
         let Some(link) = self.fleet.as_mut() else {
             return;
         };
+        if link.applied.same_entries(set) {
+            link.applied.revision = set.revision;
+            return;
+        }
+        if link.refused.as_ref().is_some_and(|r| r.same_entries(set)) {
+            return;
+        }
+        let entries = self.compose(self.config(), self.store.entries(), Some(set.as_ref()));
+        let result = self.reconcile_desired(allowlist::Desired::from_entries(&entries));
+        let Some(link) = self.fleet.as_mut() else {
+            return;
+        };
+        if let Err(err) = result {
+            tracing::error!(revision = set.revision, %err,
+                "fleet: cannot apply the fleet set; the previous one stays enforced");
+            link.apply_errors += 1;
+            link.refused = Some(Arc::clone(set));
+            return;
+        }
+        tracing::info!(
+            revision = set.revision,
+            entries = set.entries.len(),
+            "fleet: applied"
+        );
+        link.refused = None;
         link.applied = FleetSet::clone(set);
         if let Err(err) = snapshot::save(&link.layout, &link.applied) {
             tracing::error!(%err, "fleet: cannot persist the applied set");
