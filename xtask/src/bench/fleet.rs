@@ -233,3 +233,22 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Target, percentile_row};
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_keep_every_sample() {
+        let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let p99 = percentile_row("p99".into(), &samples, 0.99, Target::Info);
+        assert_eq!(p99.median, Some(99.0));
+        assert_eq!(p99.runs.len(), 100);
+        let p50 = percentile_row("p50".into(), &samples, 0.5, Target::Info);
+        assert_eq!(p50.median, Some(50.0));
+        // With fewer than 100 samples the p99 is the slowest one.
+        let few: Vec<f64> = (1..=10).map(f64::from).collect();
+        let p99 = percentile_row("p99".into(), &few, 0.99, Target::Info);
+        assert_eq!(p99.median, Some(10.0));
+    }
+}
