@@ -133,15 +133,7 @@ impl Agent {
 
     /// Runs a command without echo (it is polled) and returns what it printed.
     pub fn quiet_cli(&self, args: &[&str]) -> Result<String> {
-        let out = self.try_cli(args)?;
-        if !out.status.success() {
-            bail!(
-                "`egress-agent {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Runner::quiet().capture(&mut self.command(args))
     }
 
     /// `top --json`, without echo: it is polled.
