@@ -18,6 +18,7 @@
 //! ```
 
 pub mod command;
+pub mod etcd;
 mod netns;
 pub mod postfix;
 
@@ -52,6 +53,18 @@ pub enum LabError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{program} is missing: install the Debian package {package} (`cargo xtask setup`)")]
+    Missing {
+        program: PathBuf,
+        package: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} did not become ready; its log:\n{log}")]
+    NotReady { what: String, log: String },
 }
 
 fn with_stderr(stderr: &str) -> String {

@@ -54,6 +54,9 @@ const CASES: &[&str] = &[
     "RADIUS Interim-Update ingest, 10k open sessions",
     "agent peak RSS, RADIUS ingest with 10k open sessions",
     "`who ADDR --at TIME`, 10k sessions and 90 days of history",
+    "fleet propagation, `relay add` on 1 of 3 routers, p50",
+    "fleet propagation, `relay add` on 1 of 3 routers, p99",
+    "fleet propagation, `relay remove` on another router, p99",
 ];
 
 struct TempDir(PathBuf);
@@ -78,6 +81,7 @@ fn quick_bench_produces_every_row_and_the_json() {
         json: Some(json.clone()),
         object: Some(object),
         agent: Some(tests::agent::binary()),
+        only: None,
     })
     .expect("cargo xtask bench --quick must run to completion");
 

@@ -9,6 +9,7 @@ use std::{
     net::{Ipv4Addr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -20,6 +21,8 @@ use super::{frames, lab};
 
 const METRICS: &str = "127.0.0.1:9725";
 
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
 pub struct BenchAgent {
     binary: PathBuf,
     child: Option<Child>,
@@ -30,12 +33,25 @@ pub struct BenchAgent {
     log: PathBuf,
     pub interface: String,
     max_tracked: u32,
+    /// TOML appended to every config this agent is given.
+    extra: String,
     pub netns: Netns,
 }
 
 impl BenchAgent {
     /// Starts the agent with the relay prefix and `exempt` allowed, and waits for its socket.
     pub fn start(binary: &Path, max_tracked: u32, exempt: &[(Ipv4Addr, u8)]) -> Result<Self> {
+        BenchAgent::start_with(binary, max_tracked, exempt, "")
+    }
+
+    /// Like [`BenchAgent::start`] with `extra` TOML appended to the config (a `[fleet]`
+    /// table); several agents can run at once, each with its own names.
+    pub fn start_with(
+        binary: &Path,
+        max_tracked: u32,
+        exempt: &[(Ipv4Addr, u8)],
+        extra: &str,
+    ) -> Result<Self> {
         if !binary.is_file() {
             bail!(
                 "the agent binary {} does not exist: build it (`cargo build -p egress-agent`) or pass --agent",
@@ -43,25 +59,31 @@ impl BenchAgent {
             );
         }
         let netns = lab::namespace("agent")?;
-        let interface = format!("ea{}", std::process::id());
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
+        let interface = format!("ea{}", id.replace('-', "x"));
         veth(
             &netns,
             &interface,
             &netns,
-            &format!("eb{}", std::process::id()),
+            &format!("eb{}", id.replace('-', "x")),
         )?;
-        let dir = std::env::temp_dir().join(format!("egress-bench-agent-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("egress-bench-agent-{id}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut agent = BenchAgent {
             binary: binary.to_owned(),
             child: None,
             config: dir.join("egress.toml"),
-            pin_dir: PathBuf::from(format!("/sys/fs/bpf/egress-bench-{}", std::process::id())),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/egress-bench-{id}")),
             socket: dir.join("egress.sock"),
             log: dir.join("agent.log"),
             dir,
             interface,
             max_tracked,
+            extra: extra.to_owned(),
             netns,
         };
         agent.write_config(exempt)?;
@@ -102,7 +124,8 @@ impl BenchAgent {
         for (address, len) in exempt {
             let _ = writeln!(text, "\"{address}/{len}\",");
         }
-        text.push_str("]\n");
+        text.push_str("]\n\n");
+        text.push_str(&self.extra);
         std::fs::write(&self.config, text)
             .with_context(|| format!("writing {}", self.config.display()))
     }

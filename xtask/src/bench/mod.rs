@@ -9,6 +9,7 @@ mod blast;
 mod bpf_sys;
 mod cases;
 mod dataplane;
+mod fleet;
 mod floor;
 mod frames;
 mod growth;
@@ -50,6 +51,16 @@ pub struct BenchArgs {
     /// target/debug/egress-agent]
     #[arg(long, value_name = "PATH")]
     pub agent: Option<PathBuf>,
+    /// Run only these rows (with the agent given by --agent or target/debug/egress-agent)
+    #[arg(long, value_enum, value_name = "ROWS")]
+    pub only: Option<Only>,
+}
+
+/// Rows that can run alone.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Only {
+    /// Fleet propagation on a real etcd
+    Fleet,
 }
 
 /// How big a bench is: the spec's sizes, or a tiny run for tests.
@@ -69,6 +80,7 @@ pub struct Scale {
     pub blast: veth::Blast,
     pub agent: agent::AgentScale,
     pub identity: identity::IdentityScale,
+    pub fleet: fleet::FleetScale,
 }
 
 impl Scale {
@@ -107,6 +119,7 @@ impl Scale {
                     updates: 5_000,
                     lookups: 20,
                 },
+                fleet: fleet::FleetScale { changes: 10 },
             }
         } else {
             Scale {
@@ -142,6 +155,7 @@ impl Scale {
                     updates: 200_000,
                     lookups: 50,
                 },
+                fleet: fleet::FleetScale { changes: 100 },
             }
         }
     }
@@ -150,6 +164,9 @@ impl Scale {
 pub fn run(args: BenchArgs) -> Result<()> {
     require_root("bench", "BPF_PROG_TEST_RUN, network namespaces and bpffs")?;
     mount_bpffs()?;
+    if let Some(Only::Fleet) = args.only {
+        return fleet_only(args);
+    }
     let (object, agent) = match args.object {
         Some(path) => (path, None),
         None => {
@@ -176,6 +193,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
         started.elapsed().as_secs_f64(),
         json.display()
     );
+    Ok(())
+}
+
+/// `--only fleet`: the fleet rows at the chosen scale, printed; no object is built.
+fn fleet_only(args: BenchArgs) -> Result<()> {
+    let agent = args
+        .agent
+        .unwrap_or_else(|| crate::workspace_root().join("target/debug/egress-agent"));
+    let scale = Scale::new(args.quick);
+    let rows = fleet::rows(&agent, &scale.fleet)?;
+    println!("\n{}", report::table(&rows));
+    if let Some(json) = args.json {
+        let meta = serde_json::json!({"quick": scale.quick, "only": "fleet", "agent": agent.display().to_string()});
+        report::write_json(&rows, meta, &json)?;
+    }
     Ok(())
 }
 

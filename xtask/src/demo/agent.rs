@@ -18,7 +18,10 @@ use super::{
     narrate::Narrator,
     process::Daemon,
 };
-use crate::cmd::{Runner, describe};
+use crate::{
+    cmd::{Runner, describe},
+    netns::Netns,
+};
 
 const METRICS_LISTEN: &str = "127.0.0.1:9725";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,12 +40,31 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(bin: &Path, lab: &Lab, dir: &Path, tag: u32, narrator: Narrator) -> Result<Agent> {
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/egress-demo-{tag}"));
+        let text = config_text(lab, &pin_dir, &dir.join("state"), &Agent::socket_in(dir));
+        Agent::start_in(bin, &lab.router, dir, pin_dir, &text, narrator)
+    }
+
+    /// The control socket of an agent kept in `dir`: configs given to
+    /// [`Agent::start_in`] must name it.
+    pub fn socket_in(dir: &Path) -> PathBuf {
+        dir.join("egress.sock")
+    }
+
+    /// An agent in `router` with config `text` (pinning under `pin_dir`, its control socket
+    /// at [`Agent::socket_in`]`(dir)`), its files in `dir`.
+    pub fn start_in(
+        bin: &Path,
+        router: &Netns,
+        dir: &Path,
+        pin_dir: PathBuf,
+        text: &str,
+        narrator: Narrator,
+    ) -> Result<Agent> {
         let runner = narrator.runner();
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let config = dir.join("egress.toml");
-        let socket = dir.join("egress.sock");
-        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/egress-demo-{tag}"));
-        let text = config_text(lab, &pin_dir, &dir.join("state"), &socket);
+        let socket = Agent::socket_in(dir);
         fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
         runner.run(
             Command::new(bin)
@@ -51,7 +73,7 @@ impl Agent {
                 .arg(&config),
         )?;
         let log = dir.join("agent.log");
-        let mut cmd = lab.router.command(bin);
+        let mut cmd = router.command(bin);
         cmd.arg("run").arg("--config").arg(&config);
         let daemon = Daemon::spawn("egress-agent", &mut cmd, &log, runner)?;
         let mut agent = Agent {
@@ -107,6 +129,11 @@ impl Agent {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command without echo (it is polled) and returns what it printed.
+    pub fn quiet_cli(&self, args: &[&str]) -> Result<String> {
+        Runner::quiet().capture(&mut self.command(args))
     }
 
     /// `top --json`, without echo: it is polled.

@@ -3,6 +3,7 @@
 
 mod agent;
 mod audit;
+mod fleet;
 mod interrupt;
 mod lab;
 mod mail;
@@ -103,7 +104,9 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
         tag,
     };
     let told = story::tell(&cast, narrator).and_then(|told| {
-        audit::audit_the_mail_setup(&lab, dir.path(), agent_bin, narrator).map(|()| told)
+        audit::audit_the_mail_setup(&lab, dir.path(), agent_bin, narrator)?;
+        fleet::a_fleet_takes_one_change(dir.path(), agent_bin, tag, narrator)?;
+        Ok(told)
     });
     narrator.chapter("Cleaning up");
     told

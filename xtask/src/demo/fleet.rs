@@ -1,0 +1,305 @@
+//! The fleet scene: two more edge routers, A and B, take their allowlists from one etcd. The
+//! operator adds a relay on A; B applies it (source `fleet`) and a real connect() from that
+//! relay through B's XDP reaches the MX on port 25, while a subscriber behind B stays blocked.
+//! Then etcd dies: B keeps enforcing what it last applied and says it is disconnected; etcd
+//! returns and B reconnects.
+//!
+//! ```text
+//!             etcd 192.0.2.100 (bridge)
+//!              /                  \
+//!   router A 192.0.2.11     router B 192.0.2.12 (XDP towards the relay and the subscriber)
+//!        new relay 198.51.100.25 ─┐
+//!        subscriber 100.64.9.10  ─┴─ XDP ─ B ─ MX 203.0.113.25
+//! ```
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use egress_lab::etcd::EtcdMember;
+
+use super::{agent::Agent, interrupt::wait_until, narrate::Narrator};
+use crate::netns::{Netns, address, route, veth};
+
+const ETCD: &str = "192.0.2.100";
+const KEY_PREFIX: &str = "/egress/demo";
+const NEW_RELAY: &str = "198.51.100.25";
+const SUBSCRIBER: &str = "100.64.9.10";
+const MX: &str = "203.0.113.25";
+const TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The scene's namespaces; field order is teardown order.
+struct FleetLab {
+    a: Netns,
+    b: Netns,
+    relay: Netns,
+    subscriber: Netns,
+    mx: Netns,
+    etcd: Netns,
+    tag: u32,
+}
+
+impl FleetLab {
+    fn build(tag: u32, narrator: Narrator) -> Result<FleetLab> {
+        let ns = |role: &str| {
+            Netns::create(
+                format!("egress-demo-{tag}-fleet-{role}"),
+                narrator.plumbing(),
+            )
+        };
+        let lab = FleetLab {
+            a: ns("a")?,
+            b: ns("b")?,
+            relay: ns("relay")?,
+            subscriber: ns("sub")?,
+            mx: ns("mx")?,
+            etcd: ns("etcd")?,
+            tag,
+        };
+        // The management network: a bridge in etcd's namespace, one port per router.
+        lab.etcd.ip(&["link", "add", "br0", "type", "bridge"])?;
+        lab.etcd.ip(&["link", "set", "br0", "up"])?;
+        address(&lab.etcd, "br0", &format!("{ETCD}/24"))?;
+        for (router, name, last) in [(&lab.a, "a", 11), (&lab.b, "b", 12)] {
+            let port = format!("eg{tag}f{name}");
+            veth(&lab.etcd, &port, router, "mgmt0")?;
+            lab.etcd.ip(&["link", "set", &port, "master", "br0"])?;
+            address(router, "mgmt0", &format!("192.0.2.{last}/24"))?;
+        }
+        // Router A's subscriber port (nothing behind it in this scene).
+        veth(&lab.a, &lab.a_port(), &lab.a, "sub0")?;
+        // Router B: the new relay on its XDP side, the MX on its uplink.
+        veth(&lab.b, &lab.b_port(), &lab.relay, "r0")?;
+        address(&lab.b, &lab.b_port(), "198.51.100.1/24")?;
+        address(&lab.relay, "r0", &format!("{NEW_RELAY}/24"))?;
+        veth(&lab.b, &lab.b_subscriber_port(), &lab.subscriber, "s0")?;
+        address(&lab.b, &lab.b_subscriber_port(), "100.64.9.1/24")?;
+        address(&lab.subscriber, "s0", &format!("{SUBSCRIBER}/24"))?;
+        veth(&lab.b, &format!("eg{tag}fu"), &lab.mx, "u0")?;
+        address(&lab.b, &format!("eg{tag}fu"), "203.0.113.1/24")?;
+        address(&lab.mx, "u0", &format!("{MX}/24"))?;
+        lab.b.enable_forwarding()?;
+        route(&lab.relay, "default", "198.51.100.1")?;
+        route(&lab.subscriber, "default", "100.64.9.1")?;
+        route(&lab.mx, "default", "203.0.113.1")?;
+        Ok(lab)
+    }
+
+    fn a_port(&self) -> String {
+        format!("eg{}fs", self.tag)
+    }
+
+    fn b_port(&self) -> String {
+        format!("eg{}fr", self.tag)
+    }
+
+    fn b_subscriber_port(&self) -> String {
+        format!("eg{}fb", self.tag)
+    }
+
+    /// Whether a real connect() from the new relay to the MX on port 25 through B succeeds.
+    fn relay_connects(&self) -> Result<bool> {
+        connects(&self.relay)
+    }
+
+    /// Whether the subscriber behind B (never allowlisted) reaches the MX on port 25.
+    fn subscriber_connects(&self) -> Result<bool> {
+        connects(&self.subscriber)
+    }
+
+    /// The agent of router `name` ("a" or "b"): XDP on `ports`, the fleet's table, its files
+    /// in `dir/<name>`.
+    fn agent(
+        &self,
+        bin: &Path,
+        name: &str,
+        ports: &[String],
+        dir: &Path,
+        fleet_toml: &str,
+        narrator: Narrator,
+    ) -> Result<Agent> {
+        let ns = if name == "a" { &self.a } else { &self.b };
+        let dir = dir.join(name);
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/egress-demo-{}-fleet-{name}", self.tag));
+        let interfaces: String = ports
+            .iter()
+            .map(|port| format!("[[interface]]\nname = \"{port}\"\nhook = \"xdp\"\n\n"))
+            .collect();
+        let text = format!(
+            "# Fleet router {name} of the demo (generated by cargo xtask demo).\n\
+             mode = \"enforce\"\nblocked_ports = [25]\npin_dir = \"{}\"\nstate_dir = \"{}\"\n\n\
+             {interfaces}[control]\nsocket = \"{}\"\n\n{fleet_toml}",
+            pin_dir.display(),
+            dir.join("state").display(),
+            Agent::socket_in(&dir).display(),
+        );
+        Agent::start_in(bin, ns, &dir, pin_dir, &text, narrator)
+    }
+}
+
+fn connects(from: &Netns) -> Result<bool> {
+    let mx: SocketAddr = format!("{MX}:25").parse()?;
+    Ok(from.within(|| TcpStream::connect_timeout(&mx, CONNECT_TIMEOUT).is_ok())?)
+}
+
+pub fn a_fleet_takes_one_change(
+    dir: &Path,
+    agent_bin: &Path,
+    tag: u32,
+    narrator: Narrator,
+) -> Result<()> {
+    narrator.chapter("7. A fleet: two more routers take their allowlists from one etcd");
+    let dir = dir.join("fleet");
+    let lab = FleetLab::build(tag, narrator).context("building the fleet lab")?;
+    narrator.say(PICTURE);
+    // The MX's port 25: the kernel completes handshakes from the backlog, nobody accepts.
+    let _mx = lab
+        .mx
+        .within(|| TcpListener::bind(format!("{MX}:25")))?
+        .with_context(|| format!("cannot listen on {MX}:25"))?;
+    narrator.say("  Starting etcd (one member, the fleet's source of truth) ...");
+    let mut etcd = EtcdMember::new(&lab.etcd, ETCD, &dir.join("etcd"));
+    if narrator.runner().echoes() {
+        println!("  $ {}", crate::cmd::describe(&etcd.command()));
+    }
+    etcd.start()?;
+    etcd.wait_healthy(Duration::from_secs(30))?;
+    narrator.say("  Starting egress-agent on routers A and B, both with this [fleet] table:");
+    let fleet_toml = format!(
+        "[fleet]\netcd_endpoints = [\"{}\"]\nkey_prefix = \"{KEY_PREFIX}\"\n",
+        etcd.client_url()
+    );
+    narrator.show(&fleet_toml);
+    let agents = dir.join("agents");
+    let a = lab.agent(
+        agent_bin,
+        "a",
+        &[lab.a_port()],
+        &agents,
+        &fleet_toml,
+        narrator,
+    )?;
+    let b_ports = [lab.b_port(), lab.b_subscriber_port()];
+    let b = lab.agent(agent_bin, "b", &b_ports, &agents, &fleet_toml, narrator)?;
+    for (name, agent) in [("A", &a), ("B", &b)] {
+        wait_until(
+            TIMEOUT,
+            &format!("router {name} to connect to etcd"),
+            || Ok(fleet_status(agent)?["connected"] == true),
+        )?;
+    }
+    if lab.relay_connects()? || lab.subscriber_connects()? {
+        bail!("port 25 through B is open before anything is allowlisted");
+    }
+    narrator.ok(&format!(
+        "both routers are connected to etcd; B blocks port 25 from the new relay and from subscriber {SUBSCRIBER}"
+    ));
+
+    narrator.say("  The operator allowlists the new relay, on router A only:");
+    narrator.show(&a.cli(&[
+        "relay",
+        "add",
+        &format!("{NEW_RELAY}/32"),
+        "--comment",
+        "new relay behind router B",
+    ])?);
+    narrator.say("  What etcd now holds (etcdctl get --prefix /egress/demo):");
+    let stored = etcd.etcdctl(&["get", "--prefix", KEY_PREFIX])?;
+    narrator.show(String::from_utf8_lossy(&stored.stdout).trim());
+    wait_until(
+        TIMEOUT,
+        "router B to list the new relay from the fleet",
+        || lists_from_fleet(&b),
+    )?;
+    wait_until(
+        TIMEOUT,
+        "router A to list the new relay from the fleet",
+        || lists_from_fleet(&a),
+    )?;
+    narrator.say("  On router B:");
+    narrator.show(&b.cli(&["relay", "list"])?);
+    wait_until(TIMEOUT, "the new relay's connect() through B", || {
+        lab.relay_connects()
+    })?;
+    narrator.ok(&format!(
+        "both routers applied it (source fleet); {NEW_RELAY} connects to the MX on port 25 through B's XDP"
+    ));
+
+    narrator.say("  etcd goes down (its process is killed) ...");
+    etcd.stop();
+    wait_until(TIMEOUT, "router B to notice etcd is gone", || {
+        Ok(fleet_status(&b)?["connected"] == false)
+    })?;
+    narrator.show(&fleet_lines(&b.cli(&["status"])?));
+    if !lab.relay_connects()? {
+        bail!("with etcd down, router B no longer lets the fleet's relay through");
+    }
+    if lab.subscriber_connects()? {
+        bail!("with etcd down, router B lets the subscriber's port 25 through");
+    }
+    narrator.ok(
+        "fail-static: B says it is disconnected and enforces what it last applied: the relay still connects, the subscriber is still blocked",
+    );
+
+    narrator.say("  etcd comes back ...");
+    etcd.start()?;
+    etcd.wait_healthy(Duration::from_secs(30))?;
+    wait_until(TIMEOUT, "router B to reconnect to etcd", || {
+        Ok(fleet_status(&b)?["connected"] == true)
+    })?;
+    narrator.show(&fleet_lines(&b.cli(&["status"])?));
+    if !lab.relay_connects()? || !lists_from_fleet(&b)? {
+        bail!("after etcd returned, router B lost the fleet's relay");
+    }
+    narrator.ok("B reconnected and resynced; the relay still goes through");
+    if lab.subscriber_connects()? {
+        bail!("after etcd returned, router B lets the subscriber's port 25 through");
+    }
+    Ok(())
+}
+
+/// `status --json`'s "fleet" object, without echo: it is polled.
+fn fleet_status(agent: &Agent) -> Result<serde_json::Value> {
+    let text = agent.quiet_cli(&["status", "--json"])?;
+    let status: serde_json::Value =
+        serde_json::from_str(&text).context("egress-agent status --json")?;
+    Ok(status["fleet"].clone())
+}
+
+fn lists_from_fleet(agent: &Agent) -> Result<bool> {
+    let text = agent.quiet_cli(&["relay", "list", "--json"])?;
+    let list: serde_json::Value =
+        serde_json::from_str(&text).context("egress-agent relay list --json")?;
+    Ok(list.as_array().is_some_and(|entries| {
+        entries
+            .iter()
+            .any(|e| e["prefix"] == format!("{NEW_RELAY}/32") && e["source"] == "fleet")
+    }))
+}
+
+/// The `fleet:` lines of `egress-agent status`, long error texts cut to a screen line.
+fn fleet_lines(status: &str) -> String {
+    const WIDTH: usize = 110;
+    let lines: Vec<String> = status
+        .lines()
+        .skip_while(|line| !line.starts_with("fleet:"))
+        .take_while(|line| line.starts_with("fleet:") || line.starts_with("  "))
+        .map(|line| match line.char_indices().nth(WIDTH) {
+            Some((cut, _)) => format!("{} …", &line[..cut]),
+            None => line.to_owned(),
+        })
+        .collect();
+    lines.join("\n")
+}
+
+const PICTURE: &str = "
+              etcd 192.0.2.100
+             /                \\
+   router A 192.0.2.11     router B 192.0.2.12
+         new relay 198.51.100.25 ──┐
+         subscriber 100.64.9.10  ──┴─ XDP ── B ── MX 203.0.113.25:25
+";
