@@ -1,7 +1,8 @@
 //! The ISP's mail set-up for the audit tests: a namespace with an authoritative DNS server
-//! (knot) and a Postfix smart relay (Cyrus SASL, TLS from a test CA), all on documentation
+//! (knot) and a Postfix smart relay (Dovecot SASL, TLS from a test CA), all on documentation
 //! addresses on the namespace's loopback, and `egress-agent audit` run inside it.
 
+pub mod dovecot;
 pub mod knot;
 pub mod mx_lab;
 pub mod postfix;

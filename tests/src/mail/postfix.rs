@@ -1,18 +1,18 @@
-//! A real Postfix smart relay: its own config and queue directories, Cyrus SASL with a
-//! sasldb holding the test account, and TLS with a certificate from a CA the test generates
+//! A real Postfix smart relay: its own config and queue directories, Dovecot's SASL holding
+//! the test account, and TLS with a certificate from a CA the test generates
 //! (openssl). Started inside a test namespace; stopped (and its master waited for) on drop.
 
 use std::{
     fs,
-    io::Write as _,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use egress_lab::Netns;
 
-use super::{RELAY, RELAY_V6};
+use super::{RELAY, RELAY_V6, dovecot::Dovecot};
 
 pub const ACCOUNT: &str = "audit@isp.example";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -133,47 +133,21 @@ pub struct Relay {
     config_dir: PathBuf,
     master_pid_file: PathBuf,
     pub maillog: PathBuf,
+    /// Dropped after the Drop below has stopped Postfix: smtpd never loses its SASL server.
+    pub dovecot: Dovecot,
 }
 
 impl Relay {
     pub fn start(ns: &Netns, dir: &Path, certs: &Certificates, setup: Setup) -> Relay {
         let config_dir = dir.join("etc");
-        let (queue, data, sasl) = (dir.join("queue"), dir.join("data"), dir.join("sasl"));
-        for path in [&config_dir, &queue, &data, &sasl] {
+        let (queue, data) = (dir.join("queue"), dir.join("data"));
+        // Dovecot puts its auth socket in the queue's private/ (smtpd_sasl_path is relative to
+        // the queue directory); Postfix wants that directory its own, mode 0700.
+        let private = queue.join("private");
+        for path in [&config_dir, &private, &data] {
             fs::create_dir_all(path).expect("create postfix dir");
         }
-        let sasldb = sasl.join("sasldb2");
-        fs::write(
-            sasl.join("smtpd.conf"),
-            format!("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {}\n", sasldb.display()),
-        )
-        .expect("write smtpd.conf");
-        let (user, realm) = ACCOUNT.split_once('@').expect("account");
-        let mut saslpasswd = Command::new("saslpasswd2")
-            .args(["-f"])
-            .arg(&sasldb)
-            .args(["-c", "-p", "-u", realm, user])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("cannot run saslpasswd2 (sasl2-bin)");
-        saslpasswd
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(PASSWORD.as_bytes())
-            .expect("password");
-        assert!(
-            saslpasswd.wait().expect("saslpasswd2").success(),
-            "saslpasswd2 failed"
-        );
-        let maillog = dir.join("maillog");
-        fs::write(
-            config_dir.join("main.cf"),
-            main_cf(dir, &queue, &data, &sasl, &maillog, certs, setup),
-        )
-        .expect("main.cf");
-        fs::write(config_dir.join("master.cf"), master_cf(setup)).expect("master.cf");
-        for path in [&data, &sasl, &sasldb] {
+        for path in [&data, &private] {
             let ok = Command::new("chown")
                 .arg("postfix")
                 .arg(path)
@@ -181,11 +155,27 @@ impl Relay {
                 .is_ok_and(|s| s.success());
             assert!(ok, "chown postfix {}", path.display());
         }
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).expect("chmod private");
+        let dovecot = Dovecot::start(
+            ns,
+            &dir.join("dovecot"),
+            &private.join("auth"),
+            ACCOUNT,
+            PASSWORD,
+        );
+        let maillog = dir.join("maillog");
+        fs::write(
+            config_dir.join("main.cf"),
+            main_cf(dir, &queue, &data, &maillog, certs, setup),
+        )
+        .expect("main.cf");
+        fs::write(config_dir.join("master.cf"), master_cf(setup)).expect("master.cf");
         let relay = Relay {
             netns: ns.path(),
             master_pid_file: queue.join("pid").join("master.pid"),
             config_dir,
             maillog,
+            dovecot,
         };
         let out = relay.postfix("start");
         assert!(
@@ -265,7 +255,6 @@ fn main_cf(
     dir: &Path,
     queue: &Path,
     data: &Path,
-    sasl: &Path,
     maillog: &Path,
     certs: &Certificates,
     setup: Setup,
@@ -293,19 +282,20 @@ smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
 smtpd_tls_auth_only = {auth_only}
-smtpd_sasl_type = cyrus
-smtpd_sasl_path = smtpd
-cyrus_sasl_config_path = {sasl}
-# Debian's libsasl2 searches its own paths first; the environment names ours.
-import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C SASL_CONF_PATH={sasl}
-smtpd_sender_login_maps = inline:{{ {ACCOUNT}={ACCOUNT} }}
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+{login_maps}smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 ",
         queue = queue.display(),
         data = data.display(),
         maillog = maillog.display(),
         dir = dir.display(),
-        sasl = sasl.display(),
+        // Without the map the mismatch restriction has nothing to compare: both go together.
+        login_maps = if setup.no_login_mismatch {
+            String::new()
+        } else {
+            format!("smtpd_sender_login_maps = inline:{{ {ACCOUNT}={ACCOUNT} }}\n")
+        },
         cert = certs.cert.display(),
         key = certs.key.display(),
         auth_only = if setup.auth_before_tls { "no" } else { "yes" },
