@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use tests::mail::{self, TempDir, failing, knot::Knot, run_audit, show, verdicts, zones::Zones};
+use tests::mail::{self, TempDir, failing, knot, run_audit, show, verdicts, zones::Zones};
 
 const CONFIG: &str = r#"
 [allow]
@@ -30,7 +30,7 @@ fn key(check: &str, target: &str) -> (String, String) {
 fn audit(ns: &egress_lab::Netns, dir: &Path, zones: &Zones) -> Vec<serde_json::Value> {
     let knot_dir = dir.join(format!("knot-{}", rand_suffix()));
     std::fs::create_dir_all(&knot_dir).expect("knot dir");
-    let _knot = Knot::start(ns, &knot_dir, &zones.files());
+    let _knot = knot::start(ns, &knot_dir, &zones.files());
     let config = dir.join("egress.toml");
     std::fs::write(
         &config,

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use tests::mail::{self, TempDir, knot::Knot, run_audit, show, zones::Zones};
+use tests::mail::{self, TempDir, knot, run_audit, show, zones::Zones};
 
 const MAIL: &str = r#"
 [mail]
@@ -56,7 +56,7 @@ fn audit_guard_compares_dns_with_the_inbound_lists() {
     let zones = Zones::correct().with("mx1 AAAA 2001:db8:1::30");
     let knot_dir = dir.path().join("knot");
     std::fs::create_dir_all(&knot_dir).expect("knot dir");
-    let _knot = Knot::start(&ns, &knot_dir, &zones.files());
+    let _knot = knot::start(&ns, &knot_dir, &zones.files());
 
     let both_relays: &[&str] = &["192.0.2.25/32", "2001:db8:1::25/128"];
     let variants = [

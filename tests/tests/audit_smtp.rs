@@ -3,8 +3,7 @@
 //! every `smtp.*` check; each misconfiguration fails exactly the check that names it.
 
 use tests::mail::{
-    self, TempDir, failing,
-    knot::Knot,
+    self, TempDir, failing, knot,
     postfix::{self, ACCOUNT, PASSWORD, Relay, Setup},
     run_audit, show, verdicts,
     zones::Zones,
@@ -49,7 +48,7 @@ fn audit_smtp_checks_against_postfix() {
     let dir = TempDir::new("audit-smtp");
     let knot_dir = dir.path().join("knot");
     std::fs::create_dir_all(&knot_dir).expect("knot dir");
-    let _knot = Knot::start(&ns, &knot_dir, &Zones::correct().files());
+    let _knot = knot::start(&ns, &knot_dir, &Zones::correct().files());
     let certs = postfix::make_certificates(dir.path());
     std::fs::write(dir.path().join("audit.password"), format!("{PASSWORD}\n")).expect("password");
     let config_path = dir.path().join("egress.toml");
@@ -126,7 +125,7 @@ fn audit_smtp_checks_against_postfix() {
             i32::from(rows.iter().any(|r| r["result"] == "fail")),
             "exit code"
         );
-        let log = std::fs::read_to_string(&relay.maillog).unwrap_or_default();
+        let log = relay.postfix.log();
         let auth_log = relay.dovecot.log_text();
         drop(relay);
         let context = format!(

@@ -9,9 +9,15 @@ pub mod postfix;
 pub mod zone_server;
 pub mod zones;
 
-use std::{collections::BTreeMap, path::Path, process::Output};
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::Output,
+    time::{Duration, Instant},
+};
 
-use egress_lab::Netns;
+use egress_lab::{LabError, Netns};
 use serde_json::Value;
 
 use crate::netns::{TestNetns as _, exec_ok};
@@ -46,6 +52,35 @@ pub fn mail_netns() -> Netns {
         ],
     );
     ns
+}
+
+/// egress-lab's result, or a panic naming what failed (the lab server's log included).
+pub fn lab<T>(result: Result<T, LabError>) -> T {
+    result.unwrap_or_else(|err| panic!("mail lab: {err}"))
+}
+
+/// Waits (20 s at most: a hang guard) until every one of `listeners` accepts TCP inside `ns`;
+/// on timeout the panic shows `log()`, the server's own account of why.
+pub fn wait_listening(ns: &Netns, listeners: &[SocketAddr], what: &str, log: impl Fn() -> String) {
+    let start = Instant::now();
+    loop {
+        let up = ns
+            .within(|| {
+                listeners.iter().all(|address| {
+                    TcpStream::connect_timeout(address, Duration::from_millis(300)).is_ok()
+                })
+            })
+            .unwrap_or(false);
+        if up {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} not listening on {listeners:?} within 20 s:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `egress-agent audit --config CONFIG --json` inside `ns`: exit code and rows.
