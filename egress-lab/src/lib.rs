@@ -76,19 +76,19 @@ pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), LabEr
 }
 
 fn with_log(log: &str) -> String {
-    let log = log.trim();
-    if log.is_empty() {
-        String::new()
-    } else {
-        format!("; its log:\n{log}")
-    }
+    after("; its log:\n", log)
 }
 
 fn with_stderr(stderr: &str) -> String {
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
+    after(": ", stderr)
+}
+
+/// `text` (trimmed) after `lead`, or nothing when there is no text.
+fn after(lead: &str, text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
         String::new()
     } else {
-        format!(": {stderr}")
+        format!("{lead}{text}")
     }
 }

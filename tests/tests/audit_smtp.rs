@@ -1,9 +1,9 @@
 //! `egress-agent audit` against a real Postfix smart relay (Dovecot SASL with the test
-//! account, TLS with a test CA) and knot for its DNS, in a namespace: the correct configuration passes
-//! every `smtp.*` check; each misconfiguration fails exactly the check that names it.
+//! account, TLS with a test CA) and knot for its DNS, in a namespace: the correct configuration
+//! passes every `smtp.*` check; each misconfiguration fails exactly the check that names it.
 
 use tests::mail::{
-    self, TempDir, failing, knot,
+    self, BOTH_RELAYS, MAIL_SECTION, TempDir, failing, knot,
     postfix::{self, ACCOUNT, PASSWORD, Relay, Setup},
     run_audit, show, verdicts,
     zones::Zones,
@@ -11,22 +11,8 @@ use tests::mail::{
 
 fn config(dir: &std::path::Path, ca: &std::path::Path) -> String {
     format!(
-        r#"state_dir = "{dir}/state"
-[allow]
-relays = ["192.0.2.25/32", "2001:db8:1::25/128"]
-
-[mail]
-domains = ["isp.example"]
-submission_hosts = ["smtp.isp.example"]
-primary_mx = ["mx1.isp.example"]
-spam_checkers = ["mx2.isp.example"]
-resolver = "192.0.2.53:53"
-ca_file = "{ca}"
-
-[mail.test_account]
-user = "{ACCOUNT}"
-password_file = "{dir}/audit.password"
-"#,
+        "state_dir = \"{dir}/state\"\n{BOTH_RELAYS}{MAIL_SECTION}ca_file = \"{ca}\"\n\n\
+         [mail.test_account]\nuser = \"{ACCOUNT}\"\npassword_file = \"{dir}/audit.password\"\n",
         dir = dir.display(),
         ca = ca.display(),
     )

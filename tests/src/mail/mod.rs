@@ -29,6 +29,21 @@ pub const RELAY_V6: &str = "2001:db8:1::25";
 pub const MX1: &str = "192.0.2.30";
 pub const MX2: &str = "192.0.2.40";
 
+/// The `[mail]` section of the audit tests' config: the ISP of [`zones::Zones`], audited
+/// through the lab's DNS. Keys appended after it still belong to `[mail]`.
+pub const MAIL_SECTION: &str = r#"
+[mail]
+domains = ["isp.example"]
+submission_hosts = ["smtp.isp.example"]
+primary_mx = ["mx1.isp.example"]
+spam_checkers = ["mx2.isp.example"]
+resolver = "192.0.2.53:53"
+audit_interval_seconds = 0
+"#;
+
+/// `[allow] relays` with both of the relay's addresses.
+pub const BOTH_RELAYS: &str = "[allow]\nrelays = [\"192.0.2.25/32\", \"2001:db8:1::25/128\"]\n";
+
 /// A namespace whose loopback carries every address of the mail set-up.
 pub fn mail_netns() -> Netns {
     let ns = Netns::new("mail");
