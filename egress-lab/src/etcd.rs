@@ -88,7 +88,7 @@ impl EtcdMember {
             });
         }
         if let Some(dir) = self.log.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LabError::Io {
+            std::fs::create_dir_all(dir).map_err(|source| LabError::File {
                 path: dir.to_owned(),
                 source,
             })?;
@@ -97,7 +97,7 @@ impl EtcdMember {
             .create(true)
             .append(true)
             .open(&self.log)
-            .map_err(|source| LabError::Io {
+            .map_err(|source| LabError::File {
                 path: self.log.clone(),
                 source,
             })?;
@@ -134,6 +134,11 @@ impl EtcdMember {
             if exited || Instant::now() > deadline {
                 return Err(LabError::NotReady {
                     what: format!("etcd on {}", self.client_url()),
+                    why: if exited {
+                        "exited".to_owned()
+                    } else {
+                        "did not answer in time".to_owned()
+                    },
                     log: std::fs::read_to_string(&self.log).unwrap_or_default(),
                 });
             }

@@ -1,7 +1,7 @@
 //! A small network-namespace lab shared by the integration tests, `cargo xtask demo` and
 //! `cargo xtask bench`: namespaces deleted on drop (also on errors and panics), veth pairs with
-//! both ends inside lab namespaces (never a host interface), addresses, routes, and running
-//! commands or closures inside a namespace.
+//! both ends inside lab namespaces (never a host interface), addresses, routes, running
+//! commands or closures inside a namespace, and the lab's servers (Postfix, knot).
 //!
 //! Everything returns [`LabError`]; the tests crate wraps it in panicking helpers.
 //!
@@ -19,6 +19,7 @@
 
 pub mod command;
 pub mod etcd;
+pub mod knot;
 mod netns;
 pub mod postfix;
 
@@ -59,19 +60,41 @@ pub enum LabError {
         package: &'static str,
     },
     #[error("{path}: {source}")]
-    Io {
+    File {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{what} did not become ready; its log:\n{log}")]
-    NotReady { what: String, log: String },
+    #[error("{what} {why}{}", with_log(.log))]
+    NotReady {
+        what: String,
+        why: String,
+        /// The daemon's log so far, which says why.
+        log: String,
+    },
+}
+
+/// Writes a lab file (config, zone), naming it on failure.
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), LabError> {
+    std::fs::write(path, text).map_err(|source| LabError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn with_log(log: &str) -> String {
+    after("; its log:\n", log)
 }
 
 fn with_stderr(stderr: &str) -> String {
-    let stderr = stderr.trim();
-    if stderr.is_empty() {
+    after(": ", stderr)
+}
+
+/// `text` (trimmed) after `lead`, or nothing when there is no text.
+fn after(lead: &str, text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
         String::new()
     } else {
-        format!(": {stderr}")
+        format!("{lead}{text}")
     }
 }

@@ -4,7 +4,7 @@
 
 use tests::{
     agent::{Agent, AgentFiles, Lab, wait_for},
-    mail::{DNS, TempDir, knot::Knot, zones::Zones},
+    mail::{DNS, TempDir, knot, zones::Zones},
     metrics::{http_get, promtool_check_metrics, value},
     netns::{exec_ok, in_netns},
 };
@@ -19,7 +19,7 @@ fn audit_daemon_exports_checks_and_last_run() {
         &["ip", "addr", "add", &format!("{DNS}/32"), "dev", "lo"],
     );
     let dir = TempDir::new("audit-daemon");
-    let _knot = Knot::start(&lab.rtr, dir.path(), &Zones::correct().files());
+    let _knot = knot::start(&lab.rtr, dir.path(), &Zones::correct().files());
     let files = AgentFiles::new();
     files.write_config(
         &lab,

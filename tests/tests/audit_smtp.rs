@@ -1,10 +1,9 @@
-//! `egress-agent audit` against a real Postfix smart relay (Cyrus SASL from a sasldb, TLS
-//! with a test CA) and knot for its DNS, in a namespace: the correct configuration passes
-//! every `smtp.*` check; each misconfiguration fails exactly the check that names it.
+//! `egress-agent audit` against a real Postfix smart relay (Dovecot SASL with the test
+//! account, TLS with a test CA) and knot for its DNS, in a namespace: the correct configuration
+//! passes every `smtp.*` check; each misconfiguration fails exactly the check that names it.
 
 use tests::mail::{
-    self, TempDir, failing,
-    knot::Knot,
+    self, BOTH_RELAYS, MAIL_SECTION, TempDir, failing, knot,
     postfix::{self, ACCOUNT, PASSWORD, Relay, Setup},
     run_audit, show, verdicts,
     zones::Zones,
@@ -12,33 +11,21 @@ use tests::mail::{
 
 fn config(dir: &std::path::Path, ca: &std::path::Path) -> String {
     format!(
-        r#"state_dir = "{dir}/state"
-[allow]
-relays = ["192.0.2.25/32", "2001:db8:1::25/128"]
-
-[mail]
-domains = ["isp.example"]
-submission_hosts = ["smtp.isp.example"]
-primary_mx = ["mx1.isp.example"]
-spam_checkers = ["mx2.isp.example"]
-resolver = "192.0.2.53:53"
-ca_file = "{ca}"
-
-[mail.test_account]
-user = "{ACCOUNT}"
-password_file = "{dir}/audit.password"
-"#,
+        "state_dir = \"{dir}/state\"\n{BOTH_RELAYS}{MAIL_SECTION}ca_file = \"{ca}\"\n\n\
+         [mail.test_account]\nuser = \"{ACCOUNT}\"\npassword_file = \"{dir}/audit.password\"\n",
         dir = dir.display(),
         ca = ca.display(),
     )
 }
 
-/// The failing smtp.* rows, without the check this test cannot exercise yet.
-fn covered_failing(rows: &[serde_json::Value], uncovered: &str) -> Vec<(String, String)> {
-    failing(rows, &["smtp."])
-        .into_iter()
-        .filter(|(check, _)| check != uncovered)
-        .collect()
+/// The row of `check` for `target`, if the audit printed one.
+fn row<'a>(
+    rows: &'a [serde_json::Value],
+    check: &str,
+    target: &str,
+) -> Option<&'a serde_json::Value> {
+    rows.iter()
+        .find(|r| r["check"] == check && r["target"] == target)
 }
 
 #[test]
@@ -47,7 +34,7 @@ fn audit_smtp_checks_against_postfix() {
     let dir = TempDir::new("audit-smtp");
     let knot_dir = dir.path().join("knot");
     std::fs::create_dir_all(&knot_dir).expect("knot dir");
-    let _knot = Knot::start(&ns, &knot_dir, &Zones::correct().files());
+    let _knot = knot::start(&ns, &knot_dir, &Zones::correct().files());
     let certs = postfix::make_certificates(dir.path());
     std::fs::write(dir.path().join("audit.password"), format!("{PASSWORD}\n")).expect("password");
     let config_path = dir.path().join("egress.toml");
@@ -64,11 +51,8 @@ fn audit_smtp_checks_against_postfix() {
         ("smtp.submission_auth_after_tls_only", "smtp.isp.example"),
         ("smtp.submission_implicit_tls", "smtp.isp.example"),
         ("smtp.submission_requires_auth", "smtp.isp.example"),
+        ("smtp.submission_rejects_forged_from", "smtp.isp.example"),
     ];
-    // NOT COVERED YET: smtp.submission_rejects_forged_from. On this machine Postfix's Cyrus SASL
-    // ignores `cyrus_sasl_config_path` (and SASL_CONF_PATH) and opens /etc/sasldb2, so the test
-    // account cannot log in; the check's row is excluded below until the SASL set-up works.
-    const UNCOVERED: &str = "smtp.submission_rejects_forged_from";
     let variants = [
         ("correct", Setup::default(), vec![]),
         (
@@ -106,6 +90,14 @@ fn audit_smtp_checks_against_postfix() {
             },
             vec![("smtp.submission_implicit_tls", "smtp.isp.example")],
         ),
+        (
+            "no login mismatch",
+            Setup {
+                no_login_mismatch: true,
+                ..Setup::default()
+            },
+            vec![("smtp.submission_rejects_forged_from", "smtp.isp.example")],
+        ),
     ];
     for (name, setup, broken) in variants {
         let relay_dir = dir
@@ -119,12 +111,34 @@ fn audit_smtp_checks_against_postfix() {
             i32::from(rows.iter().any(|r| r["result"] == "fail")),
             "exit code"
         );
-        let log = std::fs::read_to_string(&relay.maillog).unwrap_or_default();
+        let log = relay.postfix.log();
+        let auth_log = relay.dovecot.log_text();
         drop(relay);
         let context = format!(
-            "variant {name}:\n{}\n--- postfix log ---\n{log}",
+            "variant {name}:\n{}\n--- postfix log ---\n{log}\n--- dovecot log ---\n{auth_log}",
             show(&rows)
         );
+        // The forged-FROM row must say why: which sender got through, or what was refused.
+        let forged = row(
+            &rows,
+            "smtp.submission_rejects_forged_from",
+            "smtp.isp.example",
+        )
+        .unwrap_or_else(|| panic!("no forged-FROM row — {context}"));
+        let forged_detail = forged["detail"].as_str().unwrap_or_default();
+        if setup.no_login_mismatch {
+            assert!(
+                forged_detail.contains(&format!(
+                    "{ACCOUNT} may send as <egress-audit-forged@isp.example>"
+                )),
+                "the failing row names the forged sender it got through — {context}"
+            );
+        } else if broken.is_empty() {
+            assert!(
+                forged_detail.starts_with("refused: <egress-audit-forged@isp.example>"),
+                "the passing row names what was refused — {context}"
+            );
+        }
         let verdict = verdicts(&rows);
         match broken.as_slice() {
             [] => {
@@ -134,14 +148,14 @@ fn audit_smtp_checks_against_postfix() {
                         .map(String::as_str);
                     assert_eq!(got, Some("pass"), "{check} {target} — {context}");
                 }
-                assert_eq!(covered_failing(&rows, UNCOVERED), vec![], "{context}");
+                assert_eq!(failing(&rows, &["smtp."]), vec![], "{context}");
             }
             expected => {
                 let expected: Vec<(String, String)> = expected
                     .iter()
                     .map(|(c, t)| ((*c).to_owned(), (*t).to_owned()))
                     .collect();
-                assert_eq!(covered_failing(&rows, UNCOVERED), expected, "{context}");
+                assert_eq!(failing(&rows, &["smtp."]), expected, "{context}");
             }
         }
     }

@@ -11,8 +11,14 @@ use serde_norway::Value;
 use tests::mail::zone_server::{self, Entry, ZoneData, ZoneServer};
 
 const SUITE: &str = include_str!("../data/spf/rfc7208-tests.yml");
-/// Tests of the suite that pass today: the score may rise, never fall.
-const BASELINE: usize = 148;
+/// Tests of the suite that pass today: the score may rise, never fall. 148 until the harness
+/// served the suite's null TXT (it timed out) and the evaluator took IPv4-mapped clients as
+/// IPv6. What still fails is mail-auth 0.13.3's own: syntax errors it accepts (bad CIDR
+/// lengths, invalid modifiers, non-ASCII, numeric top labels: permerror expected), names it
+/// cannot turn into a query reported as temperror (domain literals, long or empty labels,
+/// spaces from macros), `ptr` not matching (ptr-match-implicit, ptr-match-ip6), `exists`
+/// asking AAAA for an IPv6 client.
+const BASELINE: usize = 151;
 
 fn zone_data(doc: &Value) -> ZoneData {
     let mut zones = ZoneData::new();

@@ -13,7 +13,10 @@ use std::{path::PathBuf, process::Output};
 
 use tests::{
     agent::{Agent, AgentFiles, EXEMPT, Lab, RELAY, SERVER},
-    mail::mx_lab::{Knot, Postfix, Sink},
+    mail::{
+        knot,
+        mx_lab::{Postfix, Sink},
+    },
     netns::{Netns, addr},
 };
 
@@ -114,7 +117,12 @@ fn the_guard_sends_internet_mail_through_the_spam_checker() {
     );
     let [knot_dir, mx_dir, checker_dir, sender_dir] = [0, 1, 2, 3].map(|i| dirs.0[i].clone());
 
-    let _knot = Knot::start(&lab.net, &knot_dir, NAMESERVER, DOMAIN, &zone());
+    let _knot = knot::serve(
+        &lab.net,
+        &knot_dir,
+        NAMESERVER,
+        &[(DOMAIN.to_owned(), zone())],
+    );
     let primary = Sink::start(&lab.sub, &mx_dir, PRIMARY_MX);
     let checker = Postfix::start(
         &lab.sub,

@@ -35,7 +35,14 @@ pub async fn checks(dns: &Dns, mail: &MailConfig, relays: &[IpAddr]) -> Vec<Row>
                 continue;
             }
             let postmaster = format!("postmaster@{domain}");
-            let params = SpfParameters::new(*relay, domain, domain, "egress-audit", &postmaster);
+            // An IPv4-mapped relay address is evaluated as the IPv4 address (RFC 7208 5).
+            let params = SpfParameters::new(
+                relay.to_canonical(),
+                domain,
+                domain,
+                "egress-audit",
+                &postmaster,
+            );
             let output = evaluator.check_host(params.into()).await;
             rows.push(match output.result() {
                 SpfResult::Pass => Row::pass(SPF_AUTHORISES_RELAY, target, "SPF pass"),
@@ -60,6 +67,9 @@ pub async fn checks(dns: &Dns, mail: &MailConfig, relays: &[IpAddr]) -> Vec<Row>
 /// address, or `postmaster@HELO` when MAIL FROM is empty. Returns the result's name.
 pub async fn evaluate(dns: &Dns, ip: IpAddr, helo: &str, mail_from: &str) -> &'static str {
     let evaluator = dns.spf_evaluator();
+    // RFC 7208 5: an IPv4-mapped IPv6 client is an IPv4 client (ip4:, A records); mail-auth
+    // takes the address as given, so it would match ip6: and AAAA instead.
+    let ip = ip.to_canonical();
     let sender = if mail_from.is_empty() {
         format!("postmaster@{helo}")
     } else if mail_from.contains('@') {

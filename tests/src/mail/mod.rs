@@ -1,16 +1,23 @@
 //! The ISP's mail set-up for the audit tests: a namespace with an authoritative DNS server
-//! (knot) and a Postfix smart relay (Cyrus SASL, TLS from a test CA), all on documentation
+//! (knot) and a Postfix smart relay (Dovecot SASL, TLS from a test CA), all on documentation
 //! addresses on the namespace's loopback, and `egress-agent audit` run inside it.
 
+pub mod dovecot;
 pub mod knot;
 pub mod mx_lab;
 pub mod postfix;
 pub mod zone_server;
 pub mod zones;
 
-use std::{collections::BTreeMap, path::Path, process::Output};
+use std::{
+    collections::BTreeMap,
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    process::Output,
+    time::{Duration, Instant},
+};
 
-use egress_lab::Netns;
+use egress_lab::{LabError, Netns};
 use serde_json::Value;
 
 use crate::netns::{TestNetns as _, exec_ok};
@@ -21,6 +28,21 @@ pub const RELAY: &str = "192.0.2.25";
 pub const RELAY_V6: &str = "2001:db8:1::25";
 pub const MX1: &str = "192.0.2.30";
 pub const MX2: &str = "192.0.2.40";
+
+/// The `[mail]` section of the audit tests' config: the ISP of [`zones::Zones`], audited
+/// through the lab's DNS. Keys appended after it still belong to `[mail]`.
+pub const MAIL_SECTION: &str = r#"
+[mail]
+domains = ["isp.example"]
+submission_hosts = ["smtp.isp.example"]
+primary_mx = ["mx1.isp.example"]
+spam_checkers = ["mx2.isp.example"]
+resolver = "192.0.2.53:53"
+audit_interval_seconds = 0
+"#;
+
+/// `[allow] relays` with both of the relay's addresses.
+pub const BOTH_RELAYS: &str = "[allow]\nrelays = [\"192.0.2.25/32\", \"2001:db8:1::25/128\"]\n";
 
 /// A namespace whose loopback carries every address of the mail set-up.
 pub fn mail_netns() -> Netns {
@@ -45,6 +67,35 @@ pub fn mail_netns() -> Netns {
         ],
     );
     ns
+}
+
+/// egress-lab's result, or a panic naming what failed (the lab server's log included).
+pub fn lab<T>(result: Result<T, LabError>) -> T {
+    result.unwrap_or_else(|err| panic!("mail lab: {err}"))
+}
+
+/// Waits (20 s at most: a hang guard) until every one of `listeners` accepts TCP inside `ns`;
+/// on timeout the panic shows `log()`, the server's own account of why.
+pub fn wait_listening(ns: &Netns, listeners: &[SocketAddr], what: &str, log: impl Fn() -> String) {
+    let start = Instant::now();
+    loop {
+        let up = ns
+            .within(|| {
+                listeners.iter().all(|address| {
+                    TcpStream::connect_timeout(address, Duration::from_millis(300)).is_ok()
+                })
+            })
+            .unwrap_or(false);
+        if up {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} not listening on {listeners:?} within 20 s:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `egress-agent audit --config CONFIG --json` inside `ns`: exit code and rows.

@@ -1,18 +1,21 @@
-//! A real Postfix smart relay: its own config and queue directories, Cyrus SASL with a
-//! sasldb holding the test account, and TLS with a certificate from a CA the test generates
-//! (openssl). Started inside a test namespace; stopped (and its master waited for) on drop.
+//! A real Postfix smart relay: its own config and queue directories, Dovecot's SASL holding
+//! the test account, and TLS with a certificate from a CA the test generates
+//! (openssl). Started inside a test namespace with egress-lab's Postfix; stopped on drop.
 
 use std::{
     fs,
-    io::Write as _,
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
 };
 
-use egress_lab::Netns;
+use egress_lab::{
+    Echo, Netns,
+    postfix::{Layout, Postfix, chown_postfix},
+};
 
-use super::{RELAY, RELAY_V6};
+use super::{RELAY, RELAY_V6, dovecot::Dovecot, lab, wait_listening};
 
 pub const ACCOUNT: &str = "audit@isp.example";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -128,190 +131,74 @@ pub fn make_certificates(dir: &Path) -> Certificates {
     }
 }
 
+/// The relay and its SASL server; fields drop in order, so Postfix stops before Dovecot and
+/// smtpd never loses its auth socket.
 pub struct Relay {
-    netns: PathBuf,
-    config_dir: PathBuf,
-    master_pid_file: PathBuf,
-    pub maillog: PathBuf,
+    pub postfix: Postfix,
+    pub dovecot: Dovecot,
 }
 
 impl Relay {
     pub fn start(ns: &Netns, dir: &Path, certs: &Certificates, setup: Setup) -> Relay {
-        let config_dir = dir.join("etc");
-        let (queue, data, sasl) = (dir.join("queue"), dir.join("data"), dir.join("sasl"));
-        for path in [&config_dir, &queue, &data, &sasl] {
-            fs::create_dir_all(path).expect("create postfix dir");
-        }
-        let sasldb = sasl.join("sasldb2");
-        fs::write(
-            sasl.join("smtpd.conf"),
-            format!("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {}\n", sasldb.display()),
-        )
-        .expect("write smtpd.conf");
-        let (user, realm) = ACCOUNT.split_once('@').expect("account");
-        let mut saslpasswd = Command::new("saslpasswd2")
-            .args(["-f"])
-            .arg(&sasldb)
-            .args(["-c", "-p", "-u", realm, user])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("cannot run saslpasswd2 (sasl2-bin)");
-        saslpasswd
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(PASSWORD.as_bytes())
-            .expect("password");
-        assert!(
-            saslpasswd.wait().expect("saslpasswd2").success(),
-            "saslpasswd2 failed"
+        let layout = lab(Layout::create(dir, Echo::Quiet));
+        // Dovecot puts its auth socket in the queue's private/ (smtpd_sasl_path is relative to
+        // the queue directory); Postfix wants that directory its own, mode 0700.
+        let private = layout.queue.join("private");
+        fs::create_dir_all(&private).expect("create the queue's private/");
+        lab(chown_postfix(&private, Echo::Quiet));
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).expect("chmod private");
+        let dovecot = Dovecot::start(
+            ns,
+            &dir.join("dovecot"),
+            &private.join("auth"),
+            ACCOUNT,
+            PASSWORD,
         );
-        let maillog = dir.join("maillog");
-        fs::write(
-            config_dir.join("main.cf"),
-            main_cf(dir, &queue, &data, &sasl, &maillog, certs, setup),
-        )
-        .expect("main.cf");
-        fs::write(config_dir.join("master.cf"), master_cf(setup)).expect("master.cf");
-        for path in [&data, &sasl, &sasldb] {
-            let ok = Command::new("chown")
-                .arg("postfix")
-                .arg(path)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown postfix {}", path.display());
-        }
-        let relay = Relay {
-            netns: ns.path(),
-            master_pid_file: queue.join("pid").join("master.pid"),
-            config_dir,
-            maillog,
-        };
-        let out = relay.postfix("start");
-        assert!(
-            out.status.success(),
-            "postfix start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        relay.wait_listening(ns, setup);
-        relay
-    }
-
-    fn postfix(&self, verb: &str) -> std::process::Output {
-        Command::new("nsenter")
-            .arg(format!("--net={}", self.netns.display()))
-            .arg("postfix")
-            .arg("-c")
-            .arg(&self.config_dir)
-            .arg(verb)
-            .output()
-            .expect("cannot run postfix")
-    }
-
-    fn wait_listening(&self, ns: &Netns, setup: Setup) {
+        lab(layout.write_config(&main_cf(&layout, certs, setup), &master_cf(setup)));
+        let postfix = lab(Postfix::start(ns, &layout, None, Echo::Quiet));
         let ports: &[u16] = if setup.no_465 {
             &[25, 587]
         } else {
             &[25, 587, 465]
         };
-        let start = Instant::now();
-        loop {
-            let up = ns
-                .within(|| {
-                    ports.iter().all(|port| {
-                        std::net::TcpStream::connect_timeout(
-                            &format!("{RELAY}:{port}").parse().expect("addr"),
-                            Duration::from_millis(300),
-                        )
-                        .is_ok()
-                    })
-                })
-                .unwrap_or(false);
-            if up {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "postfix not listening: {}",
-                fs::read_to_string(&self.maillog).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let listeners: Vec<SocketAddr> = ports
+            .iter()
+            .map(|port| SocketAddr::new(RELAY.parse().expect("relay address"), *port))
+            .collect();
+        wait_listening(ns, &listeners, "the relay's smtpd", || postfix.log());
+        Relay { postfix, dovecot }
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let master = fs::read_to_string(&self.master_pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        let _ = self.postfix("stop");
-        if let Some(pid) = master {
-            let start = Instant::now();
-            while Path::new(&format!("/proc/{pid}")).exists()
-                && start.elapsed() < Duration::from_secs(5)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                // SAFETY: kill() on the pid the master we started recorded.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-fn main_cf(
-    dir: &Path,
-    queue: &Path,
-    data: &Path,
-    sasl: &Path,
-    maillog: &Path,
-    certs: &Certificates,
-    setup: Setup,
-) -> String {
+fn main_cf(layout: &Layout, certs: &Certificates, setup: Setup) -> String {
     format!(
-        "compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = {maillog}
-maillog_file_prefixes = {dir}
-myhostname = {HOST}
-mydomain = isp.example
+        "{base}mydomain = isp.example
 inet_interfaces = {RELAY}, [{RELAY_V6}]
 inet_protocols = all
 mynetworks = 127.0.0.0/8
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
 relay_domains =
-smtpd_peername_lookup = no
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
 smtpd_tls_security_level = may
 smtpd_tls_auth_only = {auth_only}
-smtpd_sasl_type = cyrus
-smtpd_sasl_path = smtpd
-cyrus_sasl_config_path = {sasl}
-# Debian's libsasl2 searches its own paths first; the environment names ours.
-import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C SASL_CONF_PATH={sasl}
-smtpd_sender_login_maps = inline:{{ {ACCOUNT}={ACCOUNT} }}
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+{login_maps}smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 ",
-        queue = queue.display(),
-        data = data.display(),
-        maillog = maillog.display(),
-        dir = dir.display(),
-        sasl = sasl.display(),
+        base = layout.main_cf_base(HOST),
+        // Without the map the mismatch restriction has nothing to compare: both go together.
+        login_maps = if setup.no_login_mismatch {
+            String::new()
+        } else {
+            format!("smtpd_sender_login_maps = inline:{{ {ACCOUNT}={ACCOUNT} }}\n")
+        },
         cert = certs.cert.display(),
         key = certs.key.display(),
         auth_only = if setup.auth_before_tls { "no" } else { "yes" },
     )
 }
 
+/// The listeners: 25, 587 and (unless `no_465`) 465; the shared services follow.
 fn master_cf(setup: Setup) -> String {
     let relay_25 = if setup.open_relay {
         "\n  -o mynetworks=0.0.0.0/0,[::]/0"
@@ -339,26 +226,6 @@ fn master_cf(setup: Setup) -> String {
 587       inet  n       -       n       -       -       smtpd
   -o smtpd_tls_security_level={tls_587}
 {submission_opts}
-{smtps}pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"
+{smtps}"
     )
 }
