@@ -85,6 +85,31 @@ pub fn sync<T: BorrowMut<MapData>>(
     long: &mut LongMap<T>,
     plan: &Plan,
 ) -> Result<SyncReport, IndexError> {
+    compare(index, long, plan, Mode::Write)
+}
+
+/// What [`sync`] would change, without changing anything: a drift check that can run beside
+/// the daemon, which repairs only when this finds something.
+pub fn check<T: BorrowMut<MapData>>(
+    index: &MapData,
+    long: &mut LongMap<T>,
+    plan: &Plan,
+) -> Result<SyncReport, IndexError> {
+    compare(index, long, plan, Mode::CheckOnly)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Write,
+    CheckOnly,
+}
+
+fn compare<T: BorrowMut<MapData>>(
+    index: &MapData,
+    long: &mut LongMap<T>,
+    plan: &Plan,
+    mode: Mode,
+) -> Result<SyncReport, IndexError> {
     check_shape(index)?;
     let long_err = |source| IndexError::Map {
         map: names::SOURCE_LONG_V4,
@@ -123,6 +148,9 @@ pub fn sync<T: BorrowMut<MapData>>(
     // What is left in `current` is no longer wanted. Adding first needs room for both; when
     // the map is that full, the entries on their way out go first (they only ever narrow
     // what passes), as the tries do.
+    if mode == Mode::CheckOnly {
+        return check_only(index, plan, &changed, &current);
+    }
     let added = changed.iter().filter(|(_, _, have)| have.is_none()).count();
     let capacity = long.map().info().map_err(long_err)?.max_entries() as usize;
     let remove_first = in_map + added > capacity;
@@ -164,6 +192,42 @@ pub fn sync<T: BorrowMut<MapData>>(
     }
     if !remove_first {
         remove_stale(long, &current, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Counts what a sync would write and remove: `changed` long entries, the `stale` ones, and
+/// every word of the array that differs from the plan.
+fn check_only(
+    index: &MapData,
+    plan: &Plan,
+    changed: &[(LongKey, u32, Option<u32>)],
+    stale: &StdHashMap<LongKey, u32>,
+) -> Result<SyncReport, IndexError> {
+    let mut report = SyncReport::default();
+    for (_, kind, have) in changed {
+        report.long_written += 1;
+        report.count(have.unwrap_or(0) ^ kind);
+    }
+    for value in stale.values() {
+        report.long_removed += 1;
+        report.count(*value);
+    }
+    let mut expected = std::vec![0u64; WINDOW_WORDS as usize];
+    for first_word in (0..WORDS).step_by(WINDOW_WORDS as usize) {
+        plan.words(first_word, &mut expected);
+        let window = Window::map(index, first_word)?;
+        if window.words() == expected.as_slice() {
+            continue;
+        }
+        for (offset, want) in expected.iter().enumerate() {
+            let have = window.load(offset);
+            if have != *want {
+                let first_slot = (first_word + offset as u32) * SLOTS_PER_WORD;
+                count_slots(&mut report, plan, first_slot, have, *want);
+                report.words_written += 1;
+            }
+        }
     }
     Ok(report)
 }

@@ -6,6 +6,7 @@
 //! /sys/fs/bpf/egress-test-*, state directory, socket and config; dropping it kills the
 //! process and runs `egress-agent detach`, so nothing stays pinned after a test.
 
+pub mod allowlists;
 pub mod foreign;
 pub mod kernel;
 mod lab;

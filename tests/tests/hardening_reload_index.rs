@@ -4,7 +4,7 @@
 //! behind the agent's back (bpftool) is put back and counted as drift.
 
 use std::{
-    net::{Ipv4Addr, TcpListener},
+    net::TcpListener,
     path::Path,
     sync::{
         Arc,
@@ -15,6 +15,7 @@ use std::{
 
 use tests::agent::{
     Agent, AgentFiles, EXEMPT, Lab, RELAY, SUBSCRIBER,
+    allowlists::{allow, many_exempt},
     kernel::bpftool,
     subscriber_record,
     traffic::{SynStream, connects, smtp_listener},
@@ -22,25 +23,6 @@ use tests::agent::{
 };
 
 const EXTRA_PREFIXES: u32 = 200_000;
-
-/// Exempt prefixes of mixed lengths in 100.64.0.0/10, none near the lab's 192.0.2.0/24.
-fn many_exempt(count: u32) -> Vec<String> {
-    (0..count)
-        .map(|n| {
-            let addr = Ipv4Addr::from(0x6440_0000 + n * 16);
-            let len = [32, 30, 28, 29, 32, 31][(n % 6) as usize];
-            format!("\"{addr}/{len}\"")
-        })
-        .chain((0..64).map(|n| format!("\"100.{}.0.0/16\"", 96 + n)))
-        .collect()
-}
-
-fn allow(exempt: &[String]) -> String {
-    format!(
-        "[allow]\nrelays = [\"{RELAY}/32\"]\nexempt = [\"{EXEMPT}/32\", {}]",
-        exempt.join(", ")
-    )
-}
 
 /// Addresses of the peers whose port-25 connections the listener accepted, until `stop`.
 fn accepted_peers(

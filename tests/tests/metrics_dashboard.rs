@@ -7,7 +7,11 @@ use std::{net::SocketAddr, net::TcpStream, time::Duration};
 use tests::{
     agent::{Agent, AgentFiles, Lab, SUBSCRIBER},
     etcd::Etcd,
-    mail::{DNS, TempDir, knot::Knot, zones::Zones},
+    mail::{
+        DNS, TempDir,
+        knot::{self, Knot},
+        zones::Zones,
+    },
     metrics::prometheus::PrometheusServer,
     netns::{exec_ok, in_netns},
     radius::radclient_ok,
@@ -44,7 +48,7 @@ impl Features {
             &["ip", "addr", "add", &format!("{DNS}/32"), "dev", "lo"],
         );
         let zones = TempDir::new("dashboard-zones");
-        let knot = Knot::start(&lab.rtr, zones.path(), &Zones::correct().files());
+        let knot = knot::start(&lab.rtr, zones.path(), &Zones::correct().files());
         let etcd = Etcd::start(1);
         etcd.hub.attach(&lab.rtr, "fh0", "203.0.113.10/24");
         let webhook = webhook::Receiver::start(&lab.rtr, "127.0.0.1:8089", b"dashboard");

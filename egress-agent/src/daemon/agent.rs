@@ -55,7 +55,9 @@ pub struct Agent {
     attach_errors: std::collections::HashMap<(String, config::Hook), String>,
     /// What the allowlist maps were last brought in line with: the drift check compares
     /// against it instead of rebuilding it from the config every round (a million entries).
-    pub(super) applied: Option<Desired>,
+    pub(super) applied: Option<std::sync::Arc<Desired>>,
+    /// Counts the changes applied to the maps; a drift check against an older one is stale.
+    pub(super) generation: u64,
     /// `[fleet]`: the etcd worker and the fleet set enforced now.
     pub(super) fleet: Option<super::fleet::FleetLink>,
 }
@@ -97,6 +99,7 @@ impl Agent {
             telemetry: None,
             attach_errors: std::collections::HashMap::new(),
             applied: None,
+            generation: 0,
             fleet,
         };
         agent.reconcile_allowlists(None)?;
@@ -199,7 +202,8 @@ impl Agent {
             );
         }
         self.update_status(|status| status.allowlist_entries = desired.counts());
-        self.applied = Some(desired);
+        self.applied = Some(std::sync::Arc::new(desired));
+        self.generation += 1;
         Ok(())
     }
 

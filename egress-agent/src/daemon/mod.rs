@@ -2,6 +2,7 @@
 //! reloads, the periodic check) runs on this one loop, so changes never interleave.
 
 mod agent;
+mod drift;
 mod fleet;
 mod requests;
 mod trace;
@@ -46,6 +47,7 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut until_drift_check = agent.drift_check_ticks();
     let mut fleet_updates = agent.fleet_updates();
+    let mut drift_check = None;
     loop {
         tokio::select! {
             _ = hangup.recv() => {
@@ -75,10 +77,13 @@ pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
             _ = ticker.tick() => {
                 agent.check_interfaces();
                 until_drift_check = until_drift_check.saturating_sub(1);
-                if until_drift_check == 0 {
-                    agent.check_drift();
-                    until_drift_check = agent.drift_check_ticks();
+                if until_drift_check == 0 && drift_check.is_none() {
+                    drift_check = Some(agent.start_drift_check());
                 }
+            }
+            report = next_drift_report(&mut drift_check) => {
+                agent.finish_drift_check(report);
+                until_drift_check = agent.drift_check_ticks();
             }
         }
     }
@@ -100,5 +105,19 @@ async fn next_fleet_update(
         return receiver.borrow_and_update().clone();
     }
     *updates = None;
+    std::future::pending().await
+}
+
+/// The running drift check's report; never, while none runs.
+async fn next_drift_report(
+    running: &mut Option<tokio::sync::oneshot::Receiver<drift::DriftReport>>,
+) -> drift::DriftReport {
+    if let Some(receiver) = running.as_mut() {
+        let report = receiver.await;
+        *running = None;
+        if let Ok(report) = report {
+            return report;
+        }
+    }
     std::future::pending().await
 }

@@ -54,6 +54,15 @@ pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsE
     }
 }
 
+/// What [`sync`] would change, changing nothing (the drift check, beside the daemon).
+pub fn check(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsError> {
+    let index = MapData::from_pin(pins.map(names::SOURCE_INDEX_V4))
+        .map_err(map_error(pins, names::SOURCE_INDEX_V4))?;
+    let mut long: HashMap<MapData, _, u32> = HashMap::try_from(open(pins, names::SOURCE_LONG_V4)?)
+        .map_err(map_error(pins, names::SOURCE_LONG_V4))?;
+    index_sync::check(&index, &mut long, &plan(sources)).map_err(MapsError::Index)
+}
+
 /// Which families of `direction` the desired state has entries for (v4, v6).
 fn present(desired: &MapContents) -> (bool, bool) {
     let v4 = desired.keys().filter(|p| matches!(p, IpNet::V4(_))).count();

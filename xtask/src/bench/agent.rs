@@ -147,8 +147,8 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// How long the agent's periodic drift check of the big allowlist takes: the time its loop
-/// (and so the control socket) is busy each round. Read from the agent's own log line.
+/// How long the agent's periodic drift check of the big allowlist takes. It runs beside the
+/// daemon's loop (which only repairs what it finds). Read from the agent's own log line.
 fn drift_check_row(agent: &BenchAgent, prefixes: &str) -> Result<Row> {
     let checks = |log: &str| -> Vec<(u64, f64)> {
         log.lines()
@@ -172,7 +172,7 @@ fn drift_check_row(agent: &BenchAgent, prefixes: &str) -> Result<Row> {
         Target::Info,
     )
     .with_note(format!(
-        "from the agent's log: {entries} entries read and compared; control requests wait meanwhile"
+        "from the agent's log: {entries} entries read and compared beside the daemon, which answers control requests meanwhile"
     )))
 }
 

@@ -1,0 +1,248 @@
+//! Allowlist drift: entries changed behind the agent's back (in the tries, the inbound lists
+//! or the IPv4 source index) are counted and put back. The check only reads, so it runs on
+//! the blocking pool while the daemon goes on answering; a repair, when one is needed, runs
+//! on the daemon's loop like every other change. A change applied while a check runs makes
+//! its report stale (the generation moved), and a stale report is dropped.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::Agent;
+use crate::{
+    allowlist::{AllowKind, Desired, MapContents},
+    dataplane::{
+        allowlist_maps::{self, Direction},
+        source_index,
+    },
+    paths::PinLayout,
+    status::ByKind,
+};
+
+/// Check ticks (seconds) between drift checks for a small allowlist.
+const DRIFT_CHECK_TICKS: u32 = 2;
+/// Map entries one drift check may read per `DRIFT_CHECK_TICKS`: bigger allowlists are
+/// checked less often, so the check reads about 32k entries a second at most.
+const DRIFT_ENTRIES_PER_CHECK: u64 = 65_536;
+
+/// What one check found, against the applied state of `generation`.
+pub struct DriftReport {
+    generation: u64,
+    found: ByKind,
+    /// The tries or inbound lists differ (a reconcile repairs them and the index).
+    tries: bool,
+    /// The IPv4 source index differs (a sync repairs it).
+    index: bool,
+    entries: u64,
+    seconds: f64,
+}
+
+impl Agent {
+    /// Ticks until the next drift check: 2 s for up to 65,536 entries, proportionally longer
+    /// beyond (a full read of 2 million entries happens about once a minute).
+    pub fn drift_check_ticks(&self) -> u32 {
+        let entries = self.status_snapshot().allowlist_entries;
+        let total = entries.total();
+        let spread = total.div_ceil(DRIFT_ENTRIES_PER_CHECK).max(1);
+        DRIFT_CHECK_TICKS.saturating_mul(u32::try_from(spread).unwrap_or(u32::MAX))
+    }
+
+    /// Starts a read-only check of the maps against the applied state on the blocking pool;
+    /// its report comes on the receiver.
+    pub fn start_drift_check(&self) -> oneshot::Receiver<DriftReport> {
+        let (report, receiver) = oneshot::channel();
+        let pins = self.dataplane().pins().clone();
+        let applied = self.applied.clone();
+        let generation = self.generation;
+        let entries = self.status_snapshot().allowlist_entries.total();
+        if entries > DRIFT_ENTRIES_PER_CHECK {
+            tracing::info!(entries, "drift check started, beside the daemon");
+        }
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let (found, tries, index) = match &applied {
+                Some(desired) => examine(&pins, desired),
+                None => (ByKind::default(), false, false),
+            };
+            let _ = report.send(DriftReport {
+                generation,
+                found,
+                tries,
+                index,
+                entries,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        });
+        receiver
+    }
+
+    /// A check's report: logged, counted, and what it found put back, unless a change was
+    /// applied meanwhile (that change reconciled the maps itself).
+    pub fn finish_drift_check(&mut self, report: DriftReport) {
+        let DriftReport {
+            entries, seconds, ..
+        } = report;
+        if entries > DRIFT_ENTRIES_PER_CHECK || seconds >= 1.0 {
+            tracing::info!(entries, seconds, "drift check");
+        } else {
+            tracing::debug!(entries, seconds, "drift check");
+        }
+        if report.generation != self.generation {
+            tracing::debug!("drift check overtaken by a change; its report is dropped");
+            return;
+        }
+        let found = report.found;
+        if found == ByKind::default() {
+            return;
+        }
+        tracing::warn!(
+            relay = found.relay,
+            exempt = found.exempt,
+            destination = found.destination,
+            protected_mx = found.protected_mx,
+            mx_sender = found.mx_sender,
+            throttle_destination = found.throttle_destination,
+            "allowlist maps were changed outside the agent; restoring"
+        );
+        self.update_status(|status| {
+            status.allowlist_drift.relay += found.relay;
+            status.allowlist_drift.exempt += found.exempt;
+            status.allowlist_drift.destination += found.destination;
+            status.allowlist_drift.protected_mx += found.protected_mx;
+            status.allowlist_drift.mx_sender += found.mx_sender;
+            status.allowlist_drift.throttle_destination += found.throttle_destination;
+        });
+        if report.tries {
+            if let Err(err) = self.reconcile_allowlists(None) {
+                tracing::error!(%err, "cannot restore allowlist maps");
+            }
+        } else if report.index
+            && let Some(applied) = &self.applied
+            && let Err(err) = source_index::sync(self.dataplane().pins(), &applied.sources)
+        {
+            tracing::error!(%err, "cannot restore the IPv4 source index");
+        }
+    }
+}
+
+/// Reads every allowlist map and the IPv4 source index and compares them with `desired`:
+/// what differs, by kind; whether the tries differ; whether the index does.
+fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
+    let mut found = ByKind::default();
+    for (direction, want) in [
+        (Direction::Sources, &desired.sources),
+        (Direction::Destinations, &desired.destinations),
+        (Direction::ProtectedMx, &desired.protected_mx),
+        (Direction::MxSenders, &desired.mx_senders),
+        (Direction::Throttled, &desired.throttled),
+    ] {
+        match allowlist_maps::read(pins, direction) {
+            Ok(current) => drift(&current, want, &mut found),
+            Err(err) => tracing::warn!(%err, "cannot read allowlist map"),
+        }
+    }
+    let tries = found != ByKind::default();
+    let index = match source_index::check(pins, &desired.sources) {
+        Ok(report) if report.changed() => {
+            tracing::warn!(
+                words = report.words_written,
+                long_entries = report.long_written + report.long_removed,
+                "IPv4 source index was changed outside the agent"
+            );
+            found.relay += report.relay;
+            found.exempt += report.exempt;
+            true
+        }
+        Ok(_) => false,
+        Err(err) => {
+            tracing::error!(%err, "cannot check the IPv4 source index");
+            false
+        }
+    };
+    (found, tries, index)
+}
+
+/// Entries whose kind bits differ between the map and the desired state, by kind. Both are
+/// sorted maps: one merge pass, no allocation.
+fn drift(current: &MapContents, desired: &MapContents, drift: &mut ByKind) {
+    let mut have = current.iter().peekable();
+    let mut want = desired.iter().peekable();
+    loop {
+        let (have_bits, want_bits) = match (have.peek(), want.peek()) {
+            (None, None) => break,
+            (Some((h, hb)), Some((w, wb))) if h == w => {
+                let bits = (**hb, **wb);
+                have.next();
+                want.next();
+                bits
+            }
+            (Some((h, hb)), Some((w, _))) if h < w => {
+                let bits = (**hb, 0);
+                have.next();
+                bits
+            }
+            (Some((_, hb)), None) => {
+                let bits = (**hb, 0);
+                have.next();
+                bits
+            }
+            (_, Some((_, wb))) => {
+                let bits = (0, **wb);
+                want.next();
+                bits
+            }
+        };
+        for kind in AllowKind::ALL {
+            if (have_bits ^ want_bits) & kind.bit() != 0 {
+                match kind {
+                    AllowKind::Relay => drift.relay += 1,
+                    AllowKind::Exempt => drift.exempt += 1,
+                    AllowKind::Destination => drift.destination += 1,
+                    AllowKind::ProtectedMx => drift.protected_mx += 1,
+                    AllowKind::MxSender => drift.mx_sender += 1,
+                    AllowKind::ThrottleDestination => drift.throttle_destination += 1,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ByKind, MapContents, drift};
+    use crate::allowlist::AllowKind;
+
+    fn contents(entries: &[(&str, &[AllowKind])]) -> MapContents {
+        entries
+            .iter()
+            .map(|(prefix, kinds)| {
+                let bits = kinds.iter().fold(0, |bits, kind| bits | kind.bit());
+                (prefix.parse().expect("prefix"), bits)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drift_counts_every_kind_bit_that_differs_on_either_side() {
+        use AllowKind::{Destination, Exempt, Relay};
+        let desired = contents(&[
+            ("192.0.2.0/28", &[Relay]),
+            ("198.51.100.0/24", &[Exempt]),
+            ("203.0.113.7/32", &[Relay, Exempt]),
+            ("2001:db8::/48", &[Destination]),
+        ]);
+        let current = contents(&[
+            ("100.64.0.0/10", &[Exempt]),  // added behind our back
+            ("192.0.2.0/28", &[Relay]),    // as wanted
+            ("203.0.113.7/32", &[Exempt]), // relay bit lost
+            ("2001:db8::/48", &[Destination]),
+            ("2001:db8:1::/48", &[Relay]), // added behind our back
+        ]); // 198.51.100.0/24 deleted behind our back
+        let mut found = ByKind::default();
+        drift(&current, &desired, &mut found);
+        assert_eq!((found.relay, found.exempt, found.destination), (2, 2, 0));
+        let mut none = ByKind::default();
+        drift(&desired, &desired, &mut none);
+        assert_eq!(none, ByKind::default());
+    }
+}
