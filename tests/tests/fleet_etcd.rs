@@ -27,6 +27,8 @@ fn three_member_cluster_round_trips_keys_and_survives_a_member() {
 
     etcd.kill(0);
     assert!(!etcd.members[0].is_running());
+    // The two left elect a leader when the killed one led; writes wait for that.
+    etcd.wait_healthy();
     etcd.put("/egress/x/relay/192.0.2.11/32", "{}");
     assert_eq!(etcd.delete("/egress/x/exempt/192.0.2.20/32"), 1);
     assert_eq!(etcd.get_prefix("/egress/x/").len(), 2);

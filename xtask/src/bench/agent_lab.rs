@@ -95,7 +95,7 @@ impl BenchAgent {
             .args(["run", "--config"])
             .arg(&agent.config)
             // Every drift check's duration, also for the small allowlist of a quick run.
-            .env("RUST_LOG", "info,egress_agent::daemon::watch=debug")
+            .env("RUST_LOG", "info,egress_agent::daemon::drift=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
