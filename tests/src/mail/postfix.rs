@@ -1,13 +1,12 @@
 //! A real Postfix smart relay: its own config and queue directories, Dovecot's SASL holding
 //! the test account, and TLS with a certificate from a CA the test generates
-//! (openssl). Started inside a test namespace with egress-lab's Postfix; stopped on drop.
+//! (crate::tls). Started inside a test namespace with egress-lab's Postfix; stopped on drop.
 
 use std::{
     fs,
     net::SocketAddr,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use egress_lab::{
@@ -16,6 +15,7 @@ use egress_lab::{
 };
 
 use super::{RELAY, RELAY_V6, dovecot::Dovecot, lab, wait_listening};
+use crate::tls::{TestCa, Usage};
 
 pub const ACCOUNT: &str = "audit@isp.example";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -44,90 +44,12 @@ pub struct Certificates {
 }
 
 pub fn make_certificates(dir: &Path) -> Certificates {
-    let path = |name: &str| dir.join(name);
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("cannot run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=egress audit test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "smtp.key",
-                "-out",
-                "smtp.csr",
-                "-subj",
-                &format!("/CN={HOST}"),
-            ],
-        ]
-        .concat(),
-    );
-    fs::write(
-        path("smtp.ext"),
-        format!(
-            "subjectAltName=DNS:{HOST}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-        ),
-    )
-    .expect("write ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "smtp.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "smtp.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "smtp.ext",
-    ]);
+    let ca = TestCa::new(dir, "ca", "egress audit test CA");
+    let smtp = ca.issue("smtp", HOST, &format!("DNS:{HOST}"), Usage::Server);
     Certificates {
-        ca: path("ca.pem"),
-        cert: path("smtp.pem"),
-        key: path("smtp.key"),
+        ca: ca.cert,
+        cert: smtp.cert,
+        key: smtp.key,
     }
 }
 

@@ -29,10 +29,8 @@ pub const PACKAGES: &[&str] = &[
     // Inbound and audit tests: a real authoritative DNS server for the lab's zones.
     "knot",
     "knot-dnsutils",
-    // Audit tests: a Postfix smart relay with SASL (Dovecot's auth; Cyrus sasldb) and a test CA.
+    // Audit tests: a Postfix smart relay with SASL (Dovecot's auth) and a test CA.
     "dovecot-core",
-    "sasl2-bin",
-    "libsasl2-modules",
     "openssl",
     // Traceability tests: FreeRADIUS's radclient and dictionary, the history on disk.
     "freeradius-utils",

@@ -147,10 +147,16 @@ async fn not_open(peer: SocketAddr, tls: Option<&tls::TlsConfigs>) -> Row {
 
 /// MAIL FROM and RCPT TO foreign domains without AUTH: (accepted, the deciding reply).
 async fn unauthenticated_relay(session: &mut Session) -> Result<(bool, String), String> {
-    let mail = session
-        .command(&format!("MAIL FROM:<{FOREIGN_SENDER}>"))
-        .await?;
+    attempt(session, FOREIGN_SENDER).await
+}
+
+/// MAIL FROM `sender`, RCPT to a foreign domain, RSET: (accepted, the deciding reply).
+async fn attempt(session: &mut Session, sender: &str) -> Result<(bool, String), String> {
+    let mail = session.command(&format!("MAIL FROM:<{sender}>")).await?;
     if !mail.positive() {
+        // The refusal is the answer; RSET only readies the session for a further attempt,
+        // and a session it cannot ready fails that attempt's own MAIL.
+        let _ = session.command("RSET").await;
         return Ok((false, format!("MAIL {}", mail.summary())));
     }
     let rcpt = session

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 
 use super::{
-    FOREIGN_RECIPIENT, FOREIGN_SENDER,
+    FOREIGN_RECIPIENT, FOREIGN_SENDER, attempt,
     session::{self, EHLO_NAME, Session, TlsFailure},
     tls::TlsConfigs,
     unauthenticated_relay,
@@ -417,18 +417,4 @@ async fn authenticate(secured: &mut Greeted, user: &str, password: &str) -> Resu
         return Err(format!("AUTH as {user} failed: {}", reply.summary()));
     }
     Ok(())
-}
-
-/// MAIL FROM `sender`, RCPT to a foreign domain, RSET: (accepted, the deciding reply).
-async fn attempt(session: &mut Session, sender: &str) -> Result<(bool, String), String> {
-    let mail = session.command(&format!("MAIL FROM:<{sender}>")).await?;
-    if !mail.positive() {
-        session.command("RSET").await?;
-        return Ok((false, format!("MAIL {}", mail.summary())));
-    }
-    let rcpt = session
-        .command(&format!("RCPT TO:<{FOREIGN_RECIPIENT}>"))
-        .await?;
-    session.command("RSET").await?;
-    Ok((rcpt.positive(), format!("RCPT {}", rcpt.summary())))
 }
