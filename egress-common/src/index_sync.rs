@@ -173,23 +173,7 @@ fn compare<T: BorrowMut<MapData>>(
             io_error: err.source,
         })));
     }
-    let mut expected = std::vec![0u64; WINDOW_WORDS as usize];
-    for first_word in (0..WORDS).step_by(WINDOW_WORDS as usize) {
-        plan.words(first_word, &mut expected);
-        let window = Window::map(index, first_word)?;
-        if window.words() == expected.as_slice() {
-            continue;
-        }
-        for (offset, want) in expected.iter().enumerate() {
-            let have = window.load(offset);
-            if have != *want {
-                let first_slot = (first_word + offset as u32) * SLOTS_PER_WORD;
-                count_slots(&mut report, plan, first_slot, have, *want);
-                window.store(offset, *want);
-                report.words_written += 1;
-            }
-        }
-    }
+    compare_words(index, plan, Mode::Write, &mut report)?;
     if !remove_first {
         remove_stale(long, &current, &mut report)?;
     }
@@ -213,6 +197,18 @@ fn check_only(
         report.long_removed += 1;
         report.count(*value);
     }
+    compare_words(index, plan, Mode::CheckOnly, &mut report)?;
+    Ok(report)
+}
+
+/// Compares the array with the plan one window at a time, counting every word that differs
+/// and, with [`Mode::Write`], writing the planned word in its place.
+fn compare_words(
+    index: &MapData,
+    plan: &Plan,
+    mode: Mode,
+    report: &mut SyncReport,
+) -> Result<(), IndexError> {
     let mut expected = std::vec![0u64; WINDOW_WORDS as usize];
     for first_word in (0..WORDS).step_by(WINDOW_WORDS as usize) {
         plan.words(first_word, &mut expected);
@@ -224,12 +220,15 @@ fn check_only(
             let have = window.load(offset);
             if have != *want {
                 let first_slot = (first_word + offset as u32) * SLOTS_PER_WORD;
-                count_slots(&mut report, plan, first_slot, have, *want);
+                count_slots(report, plan, first_slot, have, *want);
+                if mode == Mode::Write {
+                    window.store(offset, *want);
+                }
                 report.words_written += 1;
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 fn remove_stale<T: BorrowMut<MapData>>(
