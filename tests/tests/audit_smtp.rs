@@ -98,6 +98,22 @@ fn audit_smtp_checks_against_postfix() {
             },
             vec![("smtp.submission_rejects_forged_from", "smtp.isp.example")],
         ),
+        (
+            // Only the AAAA address fails: every address of the host is probed, not the first.
+            "submission on IPv4 only",
+            Setup {
+                submission_v4_only: true,
+                ..Setup::default()
+            },
+            // (relay_not_open on [2001:db8:1::25]:587 is a warn: nothing listens to test.)
+            vec![
+                ("smtp.submission_auth_after_tls_only", "smtp.isp.example"),
+                ("smtp.submission_implicit_tls", "smtp.isp.example"),
+                ("smtp.submission_rejects_forged_from", "smtp.isp.example"),
+                ("smtp.submission_requires_auth", "smtp.isp.example"),
+                ("smtp.submission_starttls", "smtp.isp.example"),
+            ],
+        ),
     ];
     for (name, setup, broken) in variants {
         let relay_dir = dir
@@ -126,7 +142,12 @@ fn audit_smtp_checks_against_postfix() {
         )
         .unwrap_or_else(|| panic!("no forged-FROM row — {context}"));
         let forged_detail = forged["detail"].as_str().unwrap_or_default();
-        if setup.no_login_mismatch {
+        if setup.submission_v4_only {
+            assert!(
+                forged_detail.starts_with("2001:db8:1::25: "),
+                "the failing row names the address that failed — {context}"
+            );
+        } else if setup.no_login_mismatch {
             assert!(
                 forged_detail.contains(&format!(
                     "{ACCOUNT} may send as <egress-audit-forged@isp.example>"
@@ -135,8 +156,10 @@ fn audit_smtp_checks_against_postfix() {
             );
         } else if broken.is_empty() {
             assert!(
-                forged_detail.starts_with("refused: <egress-audit-forged@isp.example>"),
-                "the passing row names what was refused — {context}"
+                // Both of smtp.isp.example's addresses (A and AAAA) were probed.
+                forged_detail
+                    .starts_with("all 2 addresses: refused: <egress-audit-forged@isp.example>"),
+                "the passing row names what was refused, on every address — {context}"
             );
         }
         let verdict = verdicts(&rows);

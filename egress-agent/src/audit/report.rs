@@ -1,5 +1,7 @@
 //! One row per check and target: what the table, `--json` and the metrics show.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::telemetry::exposition::{Exposition, MetricType};
@@ -82,6 +84,51 @@ impl Report {
     }
 }
 
+/// One host's rows from probes of each of its addresses, check by check: the worst result
+/// stands for the host (customers reach any of its addresses), and the detail names the
+/// address behind it. `per_address` holds the same checks, in the same order, for each address.
+pub fn worst_per_check(per_address: Vec<(IpAddr, Vec<Row>)>) -> Vec<Row> {
+    let mut per_address = per_address.into_iter();
+    let Some((first_address, first_rows)) = per_address.next() else {
+        return Vec::new();
+    };
+    let others: Vec<(IpAddr, Vec<Row>)> = per_address.collect();
+    if others.is_empty() {
+        return first_rows;
+    }
+    let count = others.len() + 1;
+    first_rows
+        .into_iter()
+        .enumerate()
+        .map(|(index, first)| {
+            let mut judged: Vec<(IpAddr, Row)> = vec![(first_address, first)];
+            judged.extend(
+                others.iter().filter_map(|(address, rows)| {
+                    rows.get(index).map(|row| (*address, row.clone()))
+                }),
+            );
+            let worst = judged
+                .iter()
+                .map(|(_, row)| row.result)
+                .max()
+                .unwrap_or(Outcome::Pass);
+            let mut row = judged[0].1.clone();
+            row.result = worst;
+            row.detail = if worst == Outcome::Pass {
+                format!("all {count} addresses: {}", row.detail)
+            } else {
+                judged
+                    .iter()
+                    .filter(|(_, row)| row.result == worst)
+                    .map(|(address, row)| format!("{address}: {}", row.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            row
+        })
+        .collect()
+}
+
 /// `egress_audit_check{check,target}` and `egress_audit_last_run_timestamp_seconds`, from the
 /// last completed run (nothing before the first run).
 pub fn write_metrics(out: &mut Exposition, report: Option<&Report>) {
@@ -124,6 +171,30 @@ mod tests {
             json,
             serde_json::json!({"check": "dns.relay_ptr", "target": "192.0.2.25", "result": "fail", "detail": "no PTR"})
         );
+    }
+
+    #[test]
+    fn the_worst_address_stands_for_the_host() {
+        let v4: IpAddr = "192.0.2.25".parse().expect("v4");
+        let v6: IpAddr = "2001:db8:1::25".parse().expect("v6");
+        let rows = |a: Outcome, b: Outcome| {
+            vec![
+                Row::new("smtp.a", "smtp.isp.example", a, "a ok"),
+                Row::new("smtp.b", "smtp.isp.example", b, "connection refused"),
+            ]
+        };
+        let only = worst_per_check(vec![(v4, rows(Outcome::Pass, Outcome::Pass))]);
+        assert_eq!(only, rows(Outcome::Pass, Outcome::Pass));
+        let merged = worst_per_check(vec![
+            (v4, rows(Outcome::Pass, Outcome::Pass)),
+            (v6, rows(Outcome::Pass, Outcome::Fail)),
+        ]);
+        assert_eq!(merged[0].result, Outcome::Pass);
+        assert_eq!(merged[0].detail, "all 2 addresses: a ok");
+        assert_eq!(merged[1].result, Outcome::Fail);
+        assert_eq!(merged[1].target, "smtp.isp.example");
+        assert_eq!(merged[1].detail, "2001:db8:1::25: connection refused");
+        assert!(worst_per_check(Vec::new()).is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Setup {
     pub no_465: bool,
     /// No `reject_sender_login_mismatch`: a logged-in user may send as anyone.
     pub no_login_mismatch: bool,
+    /// 587 and 465 listen on the IPv4 address only, though the host name has an AAAA too.
+    pub submission_v4_only: bool,
 }
 
 /// The test CA and the relay's certificate (for `smtp.isp.example`).
@@ -136,16 +138,21 @@ fn master_cf(setup: Setup) -> String {
     let submission_opts = format!(
         "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sender_restrictions={sender}\n  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject"
     );
+    let on = if setup.submission_v4_only {
+        format!("{RELAY}:")
+    } else {
+        String::new()
+    };
     let smtps = if setup.no_465 {
         String::new()
     } else {
         format!(
-            "465       inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n{submission_opts}\n"
+            "{on}465 inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n{submission_opts}\n"
         )
     };
     format!(
         "25        inet  n       -       n       -       -       smtpd{relay_25}
-587       inet  n       -       n       -       -       smtpd
+{on}587 inet  n       -       n       -       -       smtpd
   -o smtpd_tls_security_level={tls_587}
 {submission_opts}
 {smtps}"

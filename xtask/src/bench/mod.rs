@@ -61,6 +61,17 @@ pub struct BenchArgs {
 pub enum Only {
     /// Fleet propagation on a real etcd
     Fleet,
+    /// The agent process: scrape with 1M subscribers, reloads of 1M prefixes, RSS
+    Agent,
+}
+
+impl Only {
+    const fn name(self) -> &'static str {
+        match self {
+            Only::Fleet => "fleet",
+            Only::Agent => "agent",
+        }
+    }
 }
 
 /// How big a bench is: the spec's sizes, or a tiny run for tests.
@@ -164,8 +175,8 @@ impl Scale {
 pub fn run(args: BenchArgs) -> Result<()> {
     require_root("bench", "BPF_PROG_TEST_RUN, network namespaces and bpffs")?;
     mount_bpffs()?;
-    if let Some(Only::Fleet) = args.only {
-        return fleet_only(args);
+    if let Some(only) = args.only {
+        return run_only(only, args);
     }
     let (object, agent) = match args.object {
         Some(path) => (path, None),
@@ -196,16 +207,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--only fleet`: the fleet rows at the chosen scale, printed; no object is built.
-fn fleet_only(args: BenchArgs) -> Result<()> {
+/// `--only ROWS`: those rows at the chosen scale, printed; no object is built.
+fn run_only(only: Only, args: BenchArgs) -> Result<()> {
     let agent = args
         .agent
         .unwrap_or_else(|| crate::workspace_root().join("target/debug/egress-agent"));
     let scale = Scale::new(args.quick);
-    let rows = fleet::rows(&agent, &scale.fleet)?;
+    let rows = match only {
+        Only::Fleet => fleet::rows(&agent, &scale.fleet)?,
+        Only::Agent => agent::rows(&agent, &scale.agent)?,
+    };
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {
-        let meta = serde_json::json!({"quick": scale.quick, "only": "fleet", "agent": agent.display().to_string()});
+        let meta = serde_json::json!({"quick": scale.quick, "only": only.name(), "agent": agent.display().to_string()});
         report::write_json(&rows, meta, &json)?;
     }
     Ok(())

@@ -1,7 +1,8 @@
-//! The submission host's checks: one session on 587 (plain EHLO, STARTTLS, EHLO again, an
-//! unauthenticated relay attempt, then AUTH and forged senders) and one on 465.
+//! The submission host's checks, on each of its addresses: one session on 587 (plain EHLO,
+//! STARTTLS, EHLO again, an unauthenticated relay attempt, then AUTH and forged senders) and one
+//! on 465.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 
@@ -17,7 +18,7 @@ use crate::audit::{
         SUBMISSION_AUTH_AFTER_TLS_ONLY, SUBMISSION_IMPLICIT_TLS, SUBMISSION_REJECTS_FORGED_FROM,
         SUBMISSION_REQUIRES_AUTH, SUBMISSION_STARTTLS,
     },
-    report::Row,
+    report::{Row, worst_per_check},
     resolver::Dns,
 };
 
@@ -43,11 +44,9 @@ pub async fn checks(
             .map(|check| Row::fail(check, host, why))
             .collect()
     };
-    let address = match dns.addresses(host).await {
-        Ok(addresses) => match addresses.first() {
-            Some(address) => *address,
-            None => return all_fail("no A or AAAA record"),
-        },
+    let addresses = match dns.addresses(host).await {
+        Ok(addresses) if addresses.is_empty() => return all_fail("no A or AAAA record"),
+        Ok(addresses) => addresses,
         Err(err) => return all_fail(&err),
     };
     let tls = match tls {
@@ -61,18 +60,12 @@ pub async fn checks(
         .zip(inputs.password.as_deref())
         .map(|(account, password)| (account.user.as_str(), password));
     let probe = Probe { host, tls, account };
-    let [starttls, auth_after_tls, requires_auth, forged_from] =
-        probe.submission(SocketAddr::new(address, SUBMISSION)).await;
-    let implicit = probe
-        .implicit_tls(SocketAddr::new(address, SUBMISSIONS))
-        .await;
-    vec![
-        starttls,
-        auth_after_tls,
-        implicit,
-        requires_auth,
-        forged_from,
-    ]
+    // Customers reach whichever address their resolver picks: every one is probed.
+    let mut per_address = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        per_address.push((address, probe.all(address).await));
+    }
+    worst_per_check(per_address)
 }
 
 struct Probe<'a> {
@@ -88,6 +81,22 @@ struct Greeted {
 }
 
 impl Probe<'_> {
+    /// Every submission row for one address of the host, in the spec's order.
+    async fn all(&self, address: IpAddr) -> Vec<Row> {
+        let [starttls, auth_after_tls, requires_auth, forged_from] =
+            self.submission(SocketAddr::new(address, SUBMISSION)).await;
+        let implicit = self
+            .implicit_tls(SocketAddr::new(address, SUBMISSIONS))
+            .await;
+        vec![
+            starttls,
+            auth_after_tls,
+            implicit,
+            requires_auth,
+            forged_from,
+        ]
+    }
+
     async fn greet(&self, peer: SocketAddr) -> Result<Greeted, String> {
         let mut session = Session::connect(peer).await?;
         let greeting = session.reply().await?;
