@@ -56,3 +56,58 @@ fn allowlist_drift_is_reverted_and_counted() {
     // The relay list itself never changed.
     assert!(agent.cli_ok(&["relay", "list"]).contains("192.0.2.10/32"));
 }
+
+/// A CLI change is diffed against what the agent applied, not against the maps read back: it
+/// writes only its own entry, so a foreign entry it did not touch survives it, and the drift
+/// check (not the change) finds it, counts it and removes it.
+#[test]
+fn a_cli_change_writes_only_its_entry_and_drift_repairs_the_rest() {
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    files.write_config(&lab, &format!("[allow]\nrelays = [\"{RELAY}/32\"]"));
+    let agent = Agent::start(&lab, files);
+    let map_path = agent.files.pin_dir.join("maps/EGRESS_SOURCES_V4");
+    let map = map_path.to_str().expect("utf-8");
+    let rogue_key = lpm_v4_key(SUBSCRIBER.parse::<Ipv4Addr>().expect("subscriber"), 32);
+    let drift = |agent: &Agent| {
+        agent.status()["allowlist_drift"]["exempt"]
+            .as_u64()
+            .expect("allowlist_drift.exempt in status")
+    };
+    let mut update = vec!["map", "update", "pinned", map, "key", "hex"];
+    update.extend(rogue_key.iter().map(String::as_str));
+    // Value 2: an exempt entry.
+    update.extend(["value", "hex", "02", "00", "00", "00"]);
+    // A drift check (every 2 s) may fall between the insert and the change; then the round
+    // proves nothing and is tried again.
+    let mut proven = false;
+    for round in 0..5u8 {
+        let before = drift(&agent);
+        bpftool_ok(&update);
+        let added = format!("198.51.100.{}/32", 10 + round);
+        agent.cli_ok(&["relay", "add", &added]);
+        let survived = has_key(map, &rogue_key);
+        let checked_meanwhile = drift(&agent) != before;
+        assert!(
+            survived || checked_meanwhile,
+            "round {round}: `relay add` removed a foreign entry it did not touch (a full re-read)"
+        );
+        wait_for("the drift check to remove the foreign entry", 10, || {
+            !has_key(map, &rogue_key)
+        });
+        assert_eq!(drift(&agent), before + 1, "round {round}: counted once");
+        if survived && !checked_meanwhile {
+            proven = true;
+            break;
+        }
+    }
+    assert!(
+        proven,
+        "no round without a drift check between insert and change"
+    );
+    assert!(
+        agent
+            .cli_ok(&["relay", "list"])
+            .contains("198.51.100.10/32")
+    );
+}

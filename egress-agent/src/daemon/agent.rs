@@ -56,6 +56,10 @@ pub struct Agent {
     /// What the allowlist maps were last brought in line with: the drift check compares
     /// against it instead of rebuilding it from the config every round (a million entries).
     pub(super) applied: Option<std::sync::Arc<Desired>>,
+    /// Whether the maps hold `applied` exactly, so a change can be diffed against it in memory
+    /// instead of reading every map back. False after a change failed partway and once drift
+    /// is found: the next reconcile reads the maps.
+    pub(super) maps_hold_applied: bool,
     /// Counts the changes applied to the maps; a drift check against an older one is stale.
     pub(super) generation: u64,
     /// `[fleet]`: the etcd worker and the fleet set enforced now.
@@ -99,6 +103,7 @@ impl Agent {
             telemetry: None,
             attach_errors: std::collections::HashMap::new(),
             applied: None,
+            maps_hold_applied: false,
             generation: 0,
             fleet,
         };
@@ -177,16 +182,29 @@ impl Agent {
         // Checked for every map before touching any, so an overflow changes nothing.
         capacity::check(&desired, capacity)?;
         crate::inbound::maps::check_capacity(&desired)?;
+        // Until this change succeeds, what the maps hold is unknown.
+        let held = if std::mem::take(&mut self.maps_hold_applied) {
+            self.applied.clone()
+        } else {
+            None
+        };
+        let held = held.as_deref();
         let pins = self.dataplane.pins();
-        let sources =
-            allowlist_maps::reconcile(pins, Direction::Sources, &desired.sources, capacity)?;
+        let sources = allowlist_maps::reconcile(
+            pins,
+            Direction::Sources,
+            &desired.sources,
+            held.map(|held| &held.sources),
+            capacity,
+        )?;
         let destinations = allowlist_maps::reconcile(
             pins,
             Direction::Destinations,
             &desired.destinations,
+            held.map(|held| &held.destinations),
             capacity,
         )?;
-        let inbound = crate::inbound::maps::reconcile(pins, &desired)?;
+        let inbound = crate::inbound::maps::reconcile(pins, &desired, held)?;
         if sources.inserted + sources.removed + destinations.inserted + destinations.removed > 0 {
             tracing::info!(
                 inserted = sources.inserted + destinations.inserted,
@@ -203,6 +221,7 @@ impl Agent {
         }
         self.update_status(|status| status.allowlist_entries = desired.counts());
         self.applied = Some(std::sync::Arc::new(desired));
+        self.maps_hold_applied = true;
         self.generation += 1;
         Ok(())
     }

@@ -113,6 +113,8 @@ impl Agent {
             status.allowlist_drift.throttle_destination += found.throttle_destination;
         });
         if report.tries {
+            // The maps no longer hold what was applied: the repair reads them back.
+            self.maps_hold_applied = false;
             if let Err(err) = self.reconcile_allowlists(None) {
                 tracing::error!(%err, "cannot restore allowlist maps");
             }

@@ -207,16 +207,19 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
 /// entries per family (see `capacity::check`), then the IPv4 source index and the config
-/// map's skip-empty flags follow.
+/// map's skip-empty flags follow. `held` is what the tries hold when the caller knows it
+/// (the state it applied last): the change is then diffed in memory and only what differs
+/// is written; `None` reads the tries first (at start, and to repair drift).
 pub fn reconcile(
     pins: &PinLayout,
     direction: Direction,
     desired: &MapContents,
+    held: Option<&MapContents>,
     capacity: u32,
 ) -> Result<Applied, MapsError> {
     source_index::before_reconcile(pins, direction, desired)?;
     crate::inbound::maps::before_reconcile(pins, direction, desired)?;
-    let applied = reconcile_tries(pins, direction, desired, capacity)?;
+    let applied = reconcile_tries(pins, direction, desired, held, capacity)?;
     if direction == Direction::Sources {
         source_index::sync(pins, desired)?;
     }
@@ -229,23 +232,31 @@ fn reconcile_tries(
     pins: &PinLayout,
     direction: Direction,
     desired: &MapContents,
+    held: Option<&MapContents>,
     capacity: u32,
 ) -> Result<Applied, MapsError> {
     let mut tries = Tries::open(pins, direction)?;
-    let current = tries
-        .read()
-        .map_err(map_error(pins, direction.map_names().0))?;
+    let read;
+    let current = match held {
+        Some(held) => held,
+        None => {
+            read = tries
+                .read()
+                .map_err(map_error(pins, direction.map_names().0))?;
+            &read
+        }
+    };
     let mut applied = Applied::default();
     // Adding first needs room for old and new entries at once; when a map is that full the
     // entries on their way out go first (they only ever narrow what passes).
-    let remove_first = !fits_together(&current, desired, capacity);
+    let remove_first = !fits_together(current, desired, capacity);
     if remove_first {
         tracing::warn!(
             map = direction.map_names().0,
             capacity,
             "allowlist map near capacity: removing old entries before adding new ones"
         );
-        applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
+        applied.removed = remove_stale(pins, &mut tries, current, desired)?;
     }
     // IPv4 first, then IPv6: the order the batches go in, so a failure's count says which
     // entries went in.
@@ -265,7 +276,7 @@ fn reconcile_tries(
     }
     applied.inserted = changes.len() as u64;
     if !remove_first {
-        applied.removed = remove_stale(pins, &mut tries, &current, desired)?;
+        applied.removed = remove_stale(pins, &mut tries, current, desired)?;
     }
     Ok(applied)
 }

@@ -143,12 +143,19 @@ pub fn throttled_sources(pins: &PinLayout, now_ns: u64) -> Result<u64, MapsError
 }
 
 /// Makes the inbound tries hold `desired`'s inbound lists, adding before removing in each.
-/// Each list fits in `LIST_CAPACITY` per family or nothing changes.
-pub fn reconcile(pins: &PinLayout, desired: &Desired) -> Result<Applied, MapsError> {
+/// Each list fits in `LIST_CAPACITY` per family or nothing changes. `held`: what the tries
+/// hold, when the caller knows (see `allowlist_maps::reconcile`).
+pub fn reconcile(
+    pins: &PinLayout,
+    desired: &Desired,
+    held: Option<&Desired>,
+) -> Result<Applied, MapsError> {
     check_capacity(desired)?;
     let mut total = Applied::default();
-    for (direction, contents) in lists(desired) {
-        let applied = allowlist_maps::reconcile(pins, direction, contents, LIST_CAPACITY)?;
+    let held = held.map(lists);
+    for (index, (direction, contents)) in lists(desired).into_iter().enumerate() {
+        let held = held.as_ref().map(|lists| lists[index].1);
+        let applied = allowlist_maps::reconcile(pins, direction, contents, held, LIST_CAPACITY)?;
         total.inserted += applied.inserted;
         total.removed += applied.removed;
     }
