@@ -114,10 +114,7 @@ impl Traceability {
             let flag_ms = unix_ms(flagged_at);
             let identity = self.identity_of(key, Some(flagged_at));
             let subscriber = subscribers::label(key);
-            match self
-                .notifier
-                .active_report(&subscriber, flag_ms, window_ms)
-            {
+            match self.notifier.active_report(&subscriber, flag_ms, window_ms) {
                 Ok(Some(report_id)) => {
                     tracing::debug!(%subscriber, %report_id, "flag already reported");
                     continued.push((subscriber, flag_ms));

@@ -75,8 +75,15 @@ mod tests {
         tx.commit().expect("commit");
         let report = |conn: &Connection, at| active_report(conn, "192.0.2.2", at, 300_000);
         assert_eq!(report(&conn, 310_000).expect("q").as_deref(), Some("r1"));
-        assert_eq!(report(&conn, 310_001).expect("q"), None, "a gap may lie between");
-        assert_eq!(active_report(&conn, "192.0.2.3", 10_000, 300_000).expect("q"), None);
+        assert_eq!(
+            report(&conn, 310_001).expect("q"),
+            None,
+            "a gap may lie between"
+        );
+        assert_eq!(
+            active_report(&conn, "192.0.2.3", 10_000, 300_000).expect("q"),
+            None
+        );
         let tx = conn.transaction().expect("tx");
         clear(&tx, "192.0.2.2").expect("clear");
         tx.commit().expect("commit");

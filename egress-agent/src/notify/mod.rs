@@ -75,10 +75,13 @@ impl Notifier {
         let stats = Arc::new(NotifyStats::default());
         let writer = history.connect()?;
         // A transition last seen two windows ago has ended (or can match no flag any more).
-        let window_ms = i64::try_from(config.detection.window_seconds.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
-        flags::prune(&writer, now_ms().saturating_sub(window_ms.saturating_mul(2)))
-            .map_err(|e| history.error(e))?;
+        let window_ms =
+            i64::try_from(config.detection.window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        flags::prune(
+            &writer,
+            now_ms().saturating_sub(window_ms.saturating_mul(2)),
+        )
+        .map_err(|e| history.error(e))?;
         stats.queued.store(
             queue::count_queued(&writer).map_err(|e| history.error(e))?,
             Relaxed,

@@ -91,19 +91,29 @@ fn measure(agent: &BenchAgent, receiver: &Receiver, flags: usize) -> Result<Vec<
     Ok(latencies)
 }
 
-fn wait_for_report(agent: &BenchAgent, receiver: &Receiver, subscriber: Ipv4Addr) -> Result<Instant> {
+fn wait_for_report(
+    agent: &BenchAgent,
+    receiver: &Receiver,
+    subscriber: Ipv4Addr,
+) -> Result<Instant> {
     let needle = format!("\"subscriber\":\"{subscriber}\"");
     let mut arrived = None;
-    agent.wait_until(&format!("the report on {subscriber} reaches the webhook"), 30, |_| {
-        arrived = receiver
-            .deliveries()
-            .into_iter()
-            .find(|delivery| delivery.body.contains(&needle));
-        Ok(arrived.is_some())
-    })?;
+    agent.wait_until(
+        &format!("the report on {subscriber} reaches the webhook"),
+        30,
+        |_| {
+            arrived = receiver
+                .deliveries()
+                .into_iter()
+                .find(|delivery| delivery.body.contains(&needle));
+            Ok(arrived.is_some())
+        },
+    )?;
     match arrived {
         Some(delivery) if delivery.signature_valid => Ok(delivery.received),
-        Some(_) => bail!("the report on {subscriber} arrived with a signature that does not verify"),
+        Some(_) => {
+            bail!("the report on {subscriber} arrived with a signature that does not verify")
+        }
         None => bail!("no report on {subscriber}"),
     }
 }

@@ -94,8 +94,10 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
     narrator.say(LAB_PICTURE);
     let (mailbox, relay) = story::start_servers(&lab, dir.path(), narrator)?;
     let desk = trace::Desk::open(&lab, &dir.path().join("desk"))?;
-    narrator.say("  Starting egress-agent on the edge router (XDP towards subscribers, TC on the uplink,
-  RADIUS accounting in, reports out to the abuse desk's webhook) ...");
+    narrator.say(
+        "  Starting egress-agent on the edge router (XDP towards subscribers, TC on the uplink,
+  RADIUS accounting in, reports out to the abuse desk's webhook) ...",
+    );
     let agent = agent::Agent::start(
         agent_bin,
         &lab,

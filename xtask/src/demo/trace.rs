@@ -100,13 +100,18 @@ pub fn the_abuse_desk_is_told(
     top: &[Value],
     narrator: Narrator,
 ) -> Result<()> {
-    narrator.chapter("8. Who was it? The abuse desk's webhook has a signed report, and the history answers");
+    narrator.chapter(
+        "8. Who was it? The abuse desk's webhook has a signed report, and the history answers",
+    );
     let flagged = top.iter().find(|row| row["subscriber"] == lab::INFECTED);
     match flagged.map(|row| &row["identity"]["user_name"]) {
         Some(user) if user == INFECTED_USER => narrator.ok(&format!(
             "`egress-agent top` in chapter 3 already named it: {INFECTED_USER} (WHO column)"
         )),
-        _ => bail!("`egress-agent top` did not name {INFECTED_USER} for {}: {top:?}", lab::INFECTED),
+        _ => bail!(
+            "`egress-agent top` did not name {INFECTED_USER} for {}: {top:?}",
+            lab::INFECTED
+        ),
     }
     narrator.say(
         "  When the story flagged the infected subscriber, the agent stored an evidence report\n  \
@@ -130,7 +135,10 @@ pub fn the_abuse_desk_is_told(
         bail!("no report on {} at the webhook", lab::INFECTED);
     };
     if !delivery.signature_valid {
-        bail!("the report's X-Egress-Signature does not verify: {}", delivery.body);
+        bail!(
+            "the report's X-Egress-Signature does not verify: {}",
+            delivery.body
+        );
     }
     let report: Value = serde_json::from_str(&delivery.body).context("the report is not JSON")?;
     if report["identity"]["user_name"] != INFECTED_USER {
@@ -149,7 +157,10 @@ pub fn the_abuse_desk_is_told(
     let who = agent.cli(&["who", lab::INFECTED])?;
     narrator.show(&who);
     if !who.contains(INFECTED_USER) {
-        bail!("`egress-agent who {}` does not name {INFECTED_USER}:\n{who}", lab::INFECTED);
+        bail!(
+            "`egress-agent who {}` does not name {INFECTED_USER}:\n{who}",
+            lab::INFECTED
+        );
     }
     narrator.say("\n  And the reports with their delivery state:");
     let reports = agent.cli(&["reports"])?;
