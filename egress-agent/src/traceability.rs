@@ -4,7 +4,13 @@
 //!
 //! Everything on it blocks (SQLite): callers are the blocking pool and the two threads.
 
-use std::{net::IpAddr, sync::Arc, thread::JoinHandle, time::SystemTime};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::SystemTime,
+};
 
 use egress_common::{SubscriberEvent, SubscriberKey, SubscriberRecord};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -43,6 +49,9 @@ pub struct Traceability {
     pub radius: Option<Arc<RadiusStats>>,
     pub notifier: Notifier,
     pub samples: SampleBook,
+    /// Per flagged subscriber, when its transition was last recorded as seen active (Unix
+    /// ms); bounded by the detection scan's suspects.
+    flag_marks: Mutex<HashMap<SubscriberKey, i64>>,
     _threads: Vec<JoinHandle<()>>,
 }
 
@@ -76,6 +85,7 @@ impl Traceability {
             radius,
             notifier,
             samples: SampleBook::default(),
+            flag_marks: Mutex::default(),
             _threads: threads,
         })))
     }
@@ -86,28 +96,76 @@ impl Traceability {
     }
 
     /// Newly flagged subscribers: their identity then (and now, if different), and one
-    /// stored report each, queued for the webhook.
+    /// stored report each, queued for the webhook, unless the flag is a transition already
+    /// reported (by this agent before a restart).
     pub fn flagged(
         &self,
         detection: &DetectionConfig,
         flagged: &[(SubscriberKey, SubscriberRecord)],
         clocks: &Clocks,
     ) -> Vec<Identity> {
+        let window_ms = window_ms(detection);
         let mut identities = Vec::with_capacity(flagged.len());
         let mut reports = Vec::with_capacity(flagged.len());
+        let mut continued = Vec::new();
+        let mut marks = self.flag_marks.lock().unwrap_or_else(|p| p.into_inner());
         for (key, record) in flagged {
             let flagged_at = clocks.wall_of(record.flagged_ns);
+            let flag_ms = unix_ms(flagged_at);
             let identity = self.identity_of(key, Some(flagged_at));
-            reports.push((
-                self.report(detection, key, record, clocks, identity.then.clone()),
-                unix_ms(flagged_at),
-            ));
+            let subscriber = subscribers::label(key);
+            match self.notifier.active_report(&subscriber, flag_ms, window_ms) {
+                Ok(Some(report_id)) => {
+                    tracing::debug!(%subscriber, %report_id, "flag already reported");
+                    continued.push((subscriber, flag_ms));
+                }
+                Ok(None) => reports.push((
+                    self.report(detection, key, record, clocks, identity.then.clone()),
+                    flag_ms,
+                )),
+                Err(err) => tracing::error!(%err, %subscriber, "cannot read the active flags"),
+            }
+            marks.insert(*key, flag_ms);
             identities.push(identity);
         }
+        drop(marks);
         if let Err(err) = self.notifier.store(&reports) {
             tracing::error!(%err, reports = reports.len(), "cannot store evidence reports");
         }
+        if let Err(err) = self.notifier.track_flags(&continued, &[]) {
+            tracing::error!(%err, "cannot record the active flags");
+        }
         identities
+    }
+
+    /// The scan's other transitions: flags still active (their sighting is recorded at most
+    /// every half window) and flags that ended.
+    pub fn flags_seen(
+        &self,
+        detection: &DetectionConfig,
+        active: &[(SubscriberKey, SubscriberRecord)],
+        ended: &[SubscriberKey],
+        clocks: &Clocks,
+    ) {
+        let window_ms = window_ms(detection);
+        let mut seen = Vec::new();
+        let mut marks = self.flag_marks.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, record) in active {
+            let flag_ms = unix_ms(clocks.wall_of(record.flagged_ns));
+            let marked = marks.entry(*key).or_insert(i64::MIN);
+            if flag_ms.saturating_sub(*marked) > window_ms / 2 {
+                *marked = flag_ms;
+                seen.push((subscribers::label(key), flag_ms));
+            }
+        }
+        for key in ended {
+            marks.remove(key);
+        }
+        drop(marks);
+        let ended: Vec<String> = ended.iter().map(subscribers::label).collect();
+        if let Err(err) = self.notifier.track_flags(&seen, &ended) {
+            tracing::error!(%err, "cannot record the active flags");
+        }
     }
 
     fn report(
@@ -182,6 +240,10 @@ impl Traceability {
         }
         crate::notify::metrics::write(out, &self.notifier.stats);
     }
+}
+
+fn window_ms(detection: &DetectionConfig) -> i64 {
+    i64::try_from(detection.window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 /// The prefix a subscriber record stands for (/32, or the aggregated IPv6 prefix).

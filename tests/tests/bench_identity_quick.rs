@@ -1,6 +1,7 @@
 //! The traceability bench rows at quick scale against the real agent: RADIUS Interim-Update
-//! ingest (answered after commit), peak RSS, and `who --at` over a seeded history (each
-//! lookup must name the right subscriber, or the bench fails). No figure is asserted:
+//! ingest (answered after commit), peak RSS, `who --at` over a seeded history (each
+//! lookup must name the right subscriber, or the bench fails), and flag to webhook delivery
+//! (each report must arrive signed, or the bench fails). No figure is asserted:
 //! timings belong to the bench.
 
 #[test]
@@ -11,6 +12,7 @@ fn bench_identity_rows_run_in_quick_mode() {
         "RADIUS Interim-Update ingest, 10k open sessions",
         "agent peak RSS, RADIUS ingest with 10k open sessions",
         "`who ADDR --at TIME`, 10k sessions and 90 days of history",
+        "flag to webhook delivery latency, p99 of 5 flags",
     ] {
         let row = rows.iter().find(|(name, _)| name == case);
         assert!(

@@ -54,6 +54,7 @@ const CASES: &[&str] = &[
     "RADIUS Interim-Update ingest, 10k open sessions",
     "agent peak RSS, RADIUS ingest with 10k open sessions",
     "`who ADDR --at TIME`, 10k sessions and 90 days of history",
+    "flag to webhook delivery latency, p99 of 5 flags",
     "fleet propagation, `relay add` on 1 of 3 routers, p50",
     "fleet propagation, `relay add` on 1 of 3 routers, p99",
     "fleet propagation, `relay remove` on another router, p99",
@@ -82,6 +83,7 @@ fn quick_bench_produces_every_row_and_the_json() {
         object: Some(object),
         agent: Some(tests::agent::binary()),
         only: None,
+        traceability: false,
     })
     .expect("cargo xtask bench --quick must run to completion");
 

@@ -245,3 +245,38 @@ fn notify_report_survives_an_outage_and_kill_9_then_arrives_exactly_once() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["state"], "delivered");
 }
+
+/// Regression: the dataplane moves a flagged subscriber's flag stamp with every packet over a
+/// threshold, so a restarted agent once took the same, still active flag for a new one and
+/// sent a second report under a new id. One flag transition is one report, across `kill -9`
+/// and a graceful restart alike.
+#[test]
+fn notify_a_restarted_agent_does_not_report_a_still_active_flag_again() {
+    let lab = Lab::new();
+    let receiver = Receiver::start(&lab.rtr, "127.0.0.1:0", WEBHOOK_SECRET);
+    let mut agent = start(&lab, &receiver.url());
+    infect(&lab);
+    wait_for("the report at the webhook", 60, || {
+        !receiver.deliveries().is_empty()
+    });
+    let first = check_report(&receiver.deliveries()[0].body);
+    for (how, signal) in [("kill -9", libc::SIGKILL), ("graceful", libc::SIGTERM)] {
+        // More blocked SYNs while still flagged: the same transition, a newer flag stamp.
+        infect(&lab);
+        agent.stop_with(signal);
+        agent.restart(&lab);
+        infect(&lab);
+        // Two detection scans (every 3 s) after the restart, and time for a delivery.
+        std::thread::sleep(Duration::from_secs(8));
+        let deliveries = receiver.deliveries();
+        assert_eq!(
+            deliveries.len(),
+            1,
+            "after a {how} restart the same flag was reported again: {deliveries:?}"
+        );
+        let rows = reports(&agent);
+        assert_eq!(rows.len(), 1, "after a {how} restart: {rows:?}");
+        assert_eq!(rows[0]["report_id"], first["report_id"]);
+        assert_eq!(rows[0]["state"], "delivered");
+    }
+}

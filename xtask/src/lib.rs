@@ -11,6 +11,7 @@ pub mod package;
 pub mod setup;
 pub mod test;
 pub mod vm;
+pub mod webhook;
 
 use std::{
     path::{Path, PathBuf},

@@ -56,6 +56,14 @@ const MIGRATIONS: &[&str] = &[
                strftime('%Y-%m-%dT%H:%M:%SZ', s.start_ms / 1000, 'unixepoch') AS start,
                strftime('%Y-%m-%dT%H:%M:%SZ', s.end_ms / 1000, 'unixepoch') AS end
         FROM sessions s LEFT JOIN session_addresses a ON a.session = s.id;",
+    // 2: the flag transitions reported and still active, so a restarted agent recognises a
+    // flag it already reported (the dataplane's flag stamp moves with every packet over a
+    // threshold, so it cannot name the transition by itself).
+    "CREATE TABLE active_flags (
+        subscriber TEXT PRIMARY KEY,
+        report_id TEXT NOT NULL,
+        last_flag_ms INTEGER NOT NULL      -- a recent time the subscriber was over a threshold
+     ) WITHOUT ROWID;",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

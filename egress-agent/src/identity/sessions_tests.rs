@@ -107,3 +107,59 @@ fn sessions_open_refresh_close_and_answer_by_time_and_prefix() {
     assert_eq!(users(&conn, 4000, host), ["user-b"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_interim_update_that_changes_nothing_rewrites_its_row_once_an_hour() {
+    let dir = std::env::temp_dir().join(format!("egress-interim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let history = History::open(&dir).expect("open");
+    let mut conn = history.connect().expect("connect");
+    let run = |conn: &mut rusqlite::Connection, request: &Accounting| {
+        let tx = conn.transaction().expect("tx");
+        let applied = apply(&tx, request, sender(), 0).expect("apply");
+        tx.commit().expect("commit");
+        applied.outcome
+    };
+    let updated = |conn: &rusqlite::Connection| -> (i64, Option<String>) {
+        conn.query_row(
+            "SELECT updated_ms, calling_station_id FROM sessions",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("row")
+    };
+    let with_address = |status, event| {
+        let mut request = acct(status, "a", event);
+        request.framed_ip_address = Some([100, 64, 0, 9].into());
+        request
+    };
+    run(&mut conn, &with_address(Status::Start, 10_000));
+    // Same address and identity, 59 minutes later: heard, the row left as it is.
+    assert_eq!(
+        run(&mut conn, &with_address(Status::InterimUpdate, 13_540)),
+        Outcome::Stored
+    );
+    assert_eq!(updated(&conn), (10_000_000, None));
+    // An hour after the stored `updated`: the row is rewritten.
+    run(&mut conn, &with_address(Status::InterimUpdate, 13_600));
+    assert_eq!(updated(&conn), (13_600_000, None));
+    // A changed attribute is written at once.
+    let mut changed = with_address(Status::InterimUpdate, 13_700);
+    changed.calling_station_id = Some("00:11:22:33:44:55".to_owned());
+    run(&mut conn, &changed);
+    assert_eq!(
+        updated(&conn),
+        (13_700_000, Some("00:11:22:33:44:55".to_owned()))
+    );
+    // So is a new address, and the session is found by it.
+    let mut moved = with_address(Status::InterimUpdate, 13_800);
+    moved.framed_ip_address = Some([100, 64, 0, 10].into());
+    run(&mut conn, &moved);
+    assert_eq!(updated(&conn).0, 13_800_000);
+    let found = sessions_at(&conn, "100.64.0.10/32".parse().expect("net"), 13_900_000);
+    assert_eq!(found.expect("lookup").len(), 1);
+    // A Stop always closes, however recent the last write.
+    run(&mut conn, &with_address(Status::Stop, 13_810));
+    assert_eq!(count_open(&conn).expect("count"), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! delivery never slows the dataplane, the event loop or the control socket.
 
 pub mod delivery;
+pub mod flags;
 pub mod metrics;
 pub mod queue;
 pub mod report;
@@ -73,6 +74,14 @@ impl Notifier {
     ) -> Result<(Notifier, Option<JoinHandle<()>>), NotifyError> {
         let stats = Arc::new(NotifyStats::default());
         let writer = history.connect()?;
+        // A transition last seen two windows ago has ended (or can match no flag any more).
+        let window_ms =
+            i64::try_from(config.detection.window_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        flags::prune(
+            &writer,
+            now_ms().saturating_sub(window_ms.saturating_mul(2)),
+        )
+        .map_err(|e| history.error(e))?;
         stats.queued.store(
             queue::count_queued(&writer).map_err(|e| history.error(e))?,
             Relaxed,
@@ -115,8 +124,46 @@ impl Notifier {
         Ok((notifier, Some(thread)))
     }
 
+    /// The report of `subscriber`'s flag transition when the flag seen at `flag_ms` is still
+    /// that transition (see `flags`).
+    pub fn active_report(
+        &self,
+        subscriber: &str,
+        flag_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<String>, HistoryError> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        flags::active_report(&conn, subscriber, flag_ms, window_ms)
+            .map_err(|e| self.history.error(e))
+    }
+
+    /// Records that these transitions were seen active (subscriber, when) and that these
+    /// others ended, in one transaction.
+    pub fn track_flags(
+        &self,
+        seen: &[(String, i64)],
+        ended: &[String],
+    ) -> Result<(), HistoryError> {
+        if seen.is_empty() && ended.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        (|| {
+            let tx = conn.transaction()?;
+            for (subscriber, flag_ms) in seen {
+                flags::touch(&tx, subscriber, *flag_ms)?;
+            }
+            for subscriber in ended {
+                flags::clear(&tx, subscriber)?;
+            }
+            tx.commit()
+        })()
+        .map_err(|e| self.history.error(e))
+    }
+
     /// Stores new reports (one transaction), queued for delivery when a webhook is
-    /// configured; returns the ids of those not stored before.
+    /// configured, each as its subscriber's active flag transition; returns the ids of those
+    /// not stored before.
     pub fn store(&self, reports: &[(Report, i64)]) -> Result<Vec<String>, HistoryError> {
         let state = if self.wake.is_some() {
             queue::QUEUED
@@ -140,6 +187,7 @@ impl Notifier {
                     state,
                     now,
                 )?;
+                flags::mark(&tx, &report.subscriber, &report.report_id, *flagged_ms)?;
                 if new {
                     fresh.push(report.report_id.clone());
                 }

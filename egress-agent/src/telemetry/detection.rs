@@ -1,10 +1,13 @@
 //! Logs subscribers becoming suspected bots and ceasing to be (the window passed quietly).
 //!
 //! The dataplane decides; this task only notices the transitions, by looking at the map every
-//! few seconds. It remembers at most `MAX_REMEMBERED` suspects, so a flood of flagged (spoofed)
+//! few seconds, and at once (at most every `MIN_GAP`) when the event drain sees a flag event:
+//! the periodic scan is the backstop for events lost to a full ring buffer. It remembers at most `MAX_REMEMBERED` suspects, so a flood of flagged (spoofed)
 //! sources costs bounded memory; beyond that, transitions are summarised, not listed.
 
 use std::{collections::HashSet, time::Duration};
+
+use tokio::time::Instant;
 
 use egress_common::{SubscriberKey, SubscriberRecord};
 
@@ -14,6 +17,8 @@ use super::{
 };
 
 const INTERVAL: Duration = Duration::from_secs(3);
+/// Shortest pause between two scans, however many flag events arrive.
+const MIN_GAP: Duration = Duration::from_millis(250);
 const MAX_REMEMBERED: usize = 100_000;
 
 pub async fn watch_forever(ctx: TelemetryContext) {
@@ -21,8 +26,17 @@ pub async fn watch_forever(ctx: TelemetryContext) {
     let mut reported_suppressed = limiter::suppressed();
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_scan: Option<Instant> = None;
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = ctx.flag_wake.notified() => {
+                if let Some(last) = last_scan {
+                    tokio::time::sleep_until(last + MIN_GAP).await;
+                }
+            }
+        }
+        last_scan = Some(Instant::now());
         let scan_ctx = ctx.clone();
         let before = std::mem::take(&mut suspects);
         // Transitions are handled on the blocking pool too: with traceability they look up
@@ -71,11 +85,19 @@ fn log_transitions(
 ) -> HashSet<SubscriberKey> {
     let mut current = HashSet::with_capacity(now.len());
     let mut flagged = Vec::new();
+    let mut still = Vec::new();
     for (key, record) in &now {
         current.insert(*key);
-        if !before.remove(key) {
+        if before.remove(key) {
+            still.push((*key, *record));
+        } else {
             flagged.push((*key, *record));
         }
+    }
+    if let Some(trace) = &ctx.traceability {
+        let detection = super::read(&ctx.config).detection.clone();
+        let ended: Vec<SubscriberKey> = before.iter().copied().collect();
+        trace.flags_seen(&detection, &still, &ended, &crate::clock::Clocks::now());
     }
     if let Some(trace) = ctx.traceability.as_ref().filter(|_| !flagged.is_empty()) {
         let detection = super::read(&ctx.config).detection.clone();

@@ -48,13 +48,20 @@ async fn drain(ctx: &TelemetryContext) -> Result<(), TelemetryError> {
             })?;
         let clocks = Clocks::now();
         let ring = ready.get_inner_mut();
+        let mut flagged = false;
         while let Some(item) = ring.next() {
             if let Some(event) = parse(&item) {
                 if let Some(trace) = &ctx.traceability {
                     trace.record_event(&event, destination(&event));
                 }
+                flagged |= event.kind == EventKind::Flagged as u32;
                 log(&event, &clocks);
             }
+        }
+        if flagged {
+            // The detection scan notices the transition (and stores the report) now; it is
+            // rate-limited there, so a flood of flags costs at most 4 scans a second.
+            ctx.flag_wake.notify_one();
         }
         ready.clear_ready();
     }

@@ -46,6 +46,9 @@ pub struct TelemetryContext {
     pub audit: Arc<RwLock<Option<crate::audit::Report>>>,
     /// Identity and notification, when configured.
     pub traceability: Option<Arc<crate::traceability::Traceability>>,
+    /// Rung by the event drain when the dataplane reports a flag, so the detection scan runs
+    /// at once instead of at its next tick (reports reach the abuse desk sooner).
+    pub flag_wake: Arc<tokio::sync::Notify>,
 }
 
 impl TelemetryContext {
@@ -57,6 +60,7 @@ impl TelemetryContext {
             census: Arc::default(),
             audit: Arc::default(),
             traceability: None,
+            flag_wake: Arc::default(),
         }
     }
 

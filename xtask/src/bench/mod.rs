@@ -9,6 +9,7 @@ mod blast;
 mod bpf_sys;
 mod cases;
 mod dataplane;
+mod flag_latency;
 mod fleet;
 mod floor;
 mod frames;
@@ -54,6 +55,11 @@ pub struct BenchArgs {
     /// Run only these rows (with the agent given by --agent or target/debug/egress-agent)
     #[arg(long, value_enum, value_name = "ROWS")]
     pub only: Option<Only>,
+    /// Run only the traceability rows: RADIUS ingest with 1,000,000 open sessions and the
+    /// agent's RSS, `who --at` over 90 days of history (with the agent given by --agent, or
+    /// the release build if there is one)
+    #[arg(long, conflicts_with = "only")]
+    pub traceability: bool,
 }
 
 /// Rows that can run alone.
@@ -91,6 +97,8 @@ pub struct Scale {
     pub blast: veth::Blast,
     pub agent: agent::AgentScale,
     pub identity: identity::IdentityScale,
+    /// Subscribers flagged one after another for the flag-to-webhook row.
+    pub flags: usize,
     pub fleet: fleet::FleetScale,
 }
 
@@ -130,6 +138,7 @@ impl Scale {
                     updates: 5_000,
                     lookups: 20,
                 },
+                flags: 5,
                 fleet: fleet::FleetScale { changes: 10 },
             }
         } else {
@@ -166,6 +175,7 @@ impl Scale {
                     updates: 200_000,
                     lookups: 50,
                 },
+                flags: 50,
                 fleet: fleet::FleetScale { changes: 100 },
             }
         }
@@ -177,6 +187,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     mount_bpffs()?;
     if let Some(only) = args.only {
         return run_only(only, args);
+    }
+    if args.traceability {
+        return traceability_only(args);
     }
     let (object, agent) = match args.object {
         Some(path) => (path, None),
@@ -220,6 +233,21 @@ fn run_only(only: Only, args: BenchArgs) -> Result<()> {
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {
         let meta = serde_json::json!({"quick": scale.quick, "only": only.name(), "agent": agent.display().to_string()});
+        report::write_json(&rows, meta, &json)?;
+    }
+    Ok(())
+}
+
+/// `--traceability`: the traceability rows at the chosen scale, printed; no object is built.
+fn traceability_only(args: BenchArgs) -> Result<()> {
+    let agent = args.agent.unwrap_or_else(default_agent);
+    let scale = Scale::new(args.quick);
+    println!("traceability rows with {}", agent.display());
+    let mut rows = identity::rows(&agent, &scale.identity)?;
+    rows.extend(flag_latency::rows(&agent, scale.flags)?);
+    println!("\n{}", report::table(&rows));
+    if let Some(json) = args.json {
+        let meta = serde_json::json!({"quick": scale.quick, "only": "traceability", "agent": agent.display().to_string()});
         report::write_json(&rows, meta, &json)?;
     }
     Ok(())
@@ -275,7 +303,9 @@ fn meta(object: &std::path::Path, scale: &Scale, took: Duration) -> serde_json::
 pub fn identity_rows_quick(agent: &std::path::Path) -> Result<Vec<(String, Option<f64>)>> {
     require_root("bench", "network namespaces and bpffs")?;
     mount_bpffs()?;
-    let rows = identity::rows(agent, &Scale::new(true).identity)?;
+    let scale = Scale::new(true);
+    let mut rows = identity::rows(agent, &scale.identity)?;
+    rows.extend(flag_latency::rows(agent, scale.flags)?);
     println!("{}", report::table(&rows));
     Ok(rows.into_iter().map(|row| (row.case, row.median)).collect())
 }

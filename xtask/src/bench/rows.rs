@@ -135,6 +135,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     rows.extend(super::inbound::rows(object, scale)?);
     rows.extend(agent::rows(agent_binary, &scale.agent)?);
     rows.extend(super::identity::rows(agent_binary, &scale.identity)?);
+    rows.extend(super::flag_latency::rows(agent_binary, scale.flags)?);
     rows.extend(super::fleet::rows(agent_binary, &scale.fleet)?);
     Ok(rows)
 }

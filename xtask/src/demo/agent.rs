@@ -39,9 +39,19 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn start(bin: &Path, lab: &Lab, dir: &Path, tag: u32, narrator: Narrator) -> Result<Agent> {
+    /// The edge router's agent, with `extra` TOML tables appended to its config.
+    pub fn start(
+        bin: &Path,
+        lab: &Lab,
+        dir: &Path,
+        tag: u32,
+        extra: &str,
+        narrator: Narrator,
+    ) -> Result<Agent> {
         let pin_dir = PathBuf::from(format!("/sys/fs/bpf/egress-demo-{tag}"));
-        let text = config_text(lab, &pin_dir, &dir.join("state"), &Agent::socket_in(dir));
+        let mut text = config_text(lab, &pin_dir, &dir.join("state"), &Agent::socket_in(dir));
+        text.push('\n');
+        text.push_str(extra);
         Agent::start_in(bin, &lab.router, dir, pin_dir, &text, narrator)
     }
 

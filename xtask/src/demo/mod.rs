@@ -10,6 +10,7 @@ mod mail;
 pub mod narrate;
 mod process;
 pub mod story;
+mod trace;
 mod workdir;
 
 use std::path::{Path, PathBuf};
@@ -92,10 +93,22 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
     let lab = lab::Lab::build(tag, narrator.plumbing()).context("building the lab")?;
     narrator.say(LAB_PICTURE);
     let (mailbox, relay) = story::start_servers(&lab, dir.path(), narrator)?;
-    narrator.say("  Starting egress-agent on the edge router (XDP towards subscribers, TC on the uplink) ...");
-    let agent = agent::Agent::start(agent_bin, &lab, &dir.path().join("agent"), tag, narrator)?;
+    let desk = trace::Desk::open(&lab, &dir.path().join("desk"))?;
+    narrator.say(
+        "  Starting egress-agent on the edge router (XDP towards subscribers, TC on the uplink,
+  RADIUS accounting in, reports out to the abuse desk's webhook) ...",
+    );
+    let agent = agent::Agent::start(
+        agent_bin,
+        &lab,
+        &dir.path().join("agent"),
+        tag,
+        &desk.config(),
+        narrator,
+    )?;
     narrator.show(&narrate::status_excerpt(&agent.cli(&["status"])?));
     narrator.ok("the lab is up and egress enforces");
+    trace::infected_session_starts(&lab, dir.path(), narrator)?;
     let cast = story::Cast {
         lab: &lab,
         mailbox: &mailbox,
@@ -106,6 +119,7 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
     let told = story::tell(&cast, narrator).and_then(|told| {
         audit::audit_the_mail_setup(&lab, dir.path(), agent_bin, narrator)?;
         fleet::a_fleet_takes_one_change(dir.path(), agent_bin, tag, narrator)?;
+        trace::the_abuse_desk_is_told(&desk, &agent, &told.top, narrator)?;
         Ok(told)
     });
     narrator.chapter("Cleaning up");

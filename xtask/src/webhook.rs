@@ -1,0 +1,142 @@
+//! The abuse desk's webhook for the bench and the demo: accepts the agent's POSTs on a
+//! socket bound inside a lab namespace, verifies `X-Egress-Signature` (HMAC-SHA256 of the
+//! body, computed here, not by the agent's code), records each delivery with the moment it
+//! arrived and answers 200. Stops on drop.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, anyhow};
+use hmac::{KeyInit as _, Mac as _};
+
+use crate::netns::Netns;
+
+/// One report as it arrived.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub received: Instant,
+    pub body: String,
+    pub signature_valid: bool,
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    deliveries: Arc<Mutex<Vec<Delivery>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Listens on `addr` (port 0: any free one) inside `netns`.
+    pub fn start(netns: &Netns, addr: &str, secret: &[u8]) -> Result<Receiver> {
+        let listener = netns
+            .within(|| TcpListener::bind(addr))
+            .map_err(|err| anyhow!("{err}"))?
+            .with_context(|| format!("binding the webhook receiver to {addr}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stopping, key) = (Arc::clone(&deliveries), Arc::clone(&stop), secret.to_vec());
+        let thread = std::thread::Builder::new()
+            .name("webhook".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if let Some(delivery) = serve(stream, &key) {
+                                seen.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(delivery);
+                            }
+                        }
+                        // Polled: a 2 ms pause keeps the latency it adds well under the
+                        // bench's resolution.
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })?;
+        Ok(Receiver {
+            addr,
+            deliveries,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// What `[notify] webhook_url` is set to.
+    pub fn url(&self) -> String {
+        format!("http://{}/egress", self.addr)
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `sha256=<hex>` of `body` under `key`, as the header carries it.
+fn signature(key: &[u8], body: &[u8]) -> Option<String> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("sha256={hex}"))
+}
+
+/// Reads one POST and answers it; None when it was not a whole request.
+fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
+    stream.set_nonblocking(false).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let (mut length, mut header) = (0usize, String::new());
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().ok()?,
+            "x-egress-signature" => header = value.trim().to_owned(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0u8; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    let received = Instant::now();
+    let mut stream = reader.into_inner();
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    Some(Delivery {
+        received,
+        signature_valid: signature(key, &body).is_some_and(|expected| expected == header),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
