@@ -205,6 +205,13 @@ impl Agent {
         agent
     }
 
+    /// Starts the agent again with other environment or wrapper (a different TC attach
+    /// method, say).
+    pub fn restart_with(&mut self, lab: &Lab, launch: Launch) {
+        self.launch = launch;
+        self.restart(lab);
+    }
+
     /// Starts the agent again (after `signal` or `kill`).
     pub fn restart(&mut self, lab: &Lab) {
         assert!(self.child.is_none(), "agent is still running");

@@ -172,6 +172,8 @@ pub struct Dataplane {
     events: RingBuf<MapData>,
     /// Taken out of `ebpf` so it can be mapped while the long-prefix map is borrowed.
     source_index: MapData,
+    /// The policy `apply` wrote last (the programs never change it).
+    applied: Option<Policy>,
 }
 
 impl Dataplane {
@@ -204,6 +206,7 @@ impl Dataplane {
             ebpf,
             events,
             source_index,
+            applied: None,
         };
         dataplane.apply(&Policy::default());
         dataplane
@@ -221,9 +224,20 @@ impl Dataplane {
         &mut self.ebpf
     }
 
+    /// Like [`Dataplane::apply`], but nothing is written when `policy` is the one applied
+    /// last: table rows mostly share a policy, and comparing the 32 MiB source index on every
+    /// row is what made the table slow under TCG. Only for callers that change the maps
+    /// through `apply` alone.
+    pub fn use_policy(&mut self, policy: &Policy) {
+        if self.applied.as_ref() != Some(policy) {
+            self.apply(policy);
+        }
+    }
+
     /// Writes the config map and replaces the allowlists with `policy.allow`: the tries and,
     /// with the agent's own code, the IPv4 source index, which the dataplane then uses.
     pub fn apply(&mut self, policy: &Policy) {
+        self.applied = Some(policy.clone());
         self.write_config(&policy.config());
         for name in [names::SOURCES_V4, names::DESTINATIONS_V4] {
             replace_prefixes::<[u8; 4]>(self.map_mut(name), &policy.allow, name);

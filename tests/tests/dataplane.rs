@@ -100,7 +100,7 @@ fn check(dataplane: &mut Dataplane, case: &Case) -> Vec<String> {
             egress_common::parse(&case.frame[..], &port_set(case.ports)),
         ));
     }
-    dataplane.apply(&case.policy);
+    dataplane.use_policy(&case.policy);
     for &hook in case.hooks {
         let before = dataplane.counters();
         let verdict = match dataplane.try_run(hook, &case.frame) {

@@ -9,7 +9,9 @@ use std::{
 
 use tests::{
     agent::{
-        Agent, AgentFiles, Lab, Launch, RELAY, SUBSCRIBER, time_scale,
+        Agent, AgentFiles, Lab, Launch, RELAY, SUBSCRIBER,
+        kernel::tcx_egress_programs,
+        time_scale,
         traffic::{SynCounter, SynStream, connects, smtp_listener},
         wait_for,
     },
@@ -222,5 +224,130 @@ fn foreign_filters_and_qdiscs_are_kept_and_reported() {
         !agent.files.pin_dir.exists(),
         "pin dir {} removed",
         agent.files.pin_dir.display()
+    );
+}
+
+/// What is attached on the uplink's egress: our cls_bpf filter's program, the tcx programs,
+/// and how many filters sit at our priority (ours or not).
+fn attachments(lab: &Lab, interface: &str) -> (Option<u64>, Vec<u32>, usize) {
+    let at_our_priority = egress_filters(&lab.rtr, interface)
+        .iter()
+        .filter(|f| f["pref"] == PRIORITY)
+        .count();
+    (
+        our_filter(&lab.rtr, interface),
+        tcx_egress_programs(&lab.rtr, interface),
+        at_our_priority,
+    )
+}
+
+/// Exactly one attachment of ours, by tcx link: no filter of ours left.
+fn assert_only_tcx(agent: &Agent, lab: &Lab, interface: &str, when: &str) {
+    let (filter, tcx, all) = attachments(lab, interface);
+    assert_eq!(filter, None, "{when}: our cls_bpf filter removed");
+    assert_eq!(tcx.len(), 1, "{when}: exactly one tcx program: {tcx:?}");
+    assert_eq!(all, 0, "{when}: no filter left at our priority");
+    let pin = agent.files.pin_dir.join("links/tc-egress").join(interface);
+    assert!(pin.exists(), "{when}: tcx link pinned at {}", pin.display());
+    let a = agent.attachment(interface);
+    assert_eq!(
+        (a["attached"].clone(), a["method"].clone()),
+        (true.into(), "tcx".into()),
+        "{a}"
+    );
+}
+
+/// Exactly one attachment of ours, by cls_bpf filter: no tcx link left.
+fn assert_only_legacy(agent: &Agent, lab: &Lab, interface: &str, when: &str) {
+    let (filter, tcx, _) = attachments(lab, interface);
+    assert!(filter.is_some(), "{when}: our cls_bpf filter is there");
+    assert!(tcx.is_empty(), "{when}: our tcx link removed: {tcx:?}");
+    let pin = agent.files.pin_dir.join("links/tc-egress").join(interface);
+    assert!(
+        !pin.exists(),
+        "{when}: tcx link pin {} removed",
+        pin.display()
+    );
+    assert_legacy_attached(agent, interface);
+}
+
+/// Host kernel only (it needs tcx; the 6.1 VM skips it): an agent restarted with the other TC
+/// attach method removes its own old attachment once the new one enforces, never a foreign
+/// filter or a qdisc egress did not add, with port-25 SYNs streaming all along.
+#[test]
+fn switching_between_tcx_and_legacy_across_restarts_leaves_one_attachment() {
+    let lab = Lab::new();
+    let _listener = smtp_listener(&lab);
+    let files = AgentFiles::new();
+    let relays = format!("[allow]\nrelays = [\"{RELAY}/32\"]\n");
+    files.write_config_for(&[(&lab.rtr_up_if, "tc-egress")], &relays);
+    let mut agent = Agent::start_with(&lab, files, legacy());
+    let up = lab.rtr_up_if.clone();
+    assert_only_legacy(&agent, &lab, &up, "legacy start");
+    assert!(has_clsact(&lab.rtr, &up), "egress added a clsact qdisc");
+
+    let stream_seconds = 40 * time_scale();
+    let counter = SynCounter::start(&lab, (stream_seconds + 2) as f64);
+    let stream = SynStream::start(&lab, SUBSCRIBER, stream_seconds as f64);
+    let began = Instant::now();
+    sleep(Duration::from_millis(500));
+
+    // legacy -> tcx: the filter and the qdisc egress added go.
+    assert!(agent.stop_with(libc::SIGTERM).success());
+    agent.restart_with(&lab, Launch::default());
+    assert_only_tcx(&agent, &lab, &up, "legacy -> tcx");
+    assert!(!has_clsact(&lab.rtr, &up), "egress's own qdisc removed");
+    assert!(agent.log_text().contains("removed our cls_bpf filter"));
+
+    // tcx -> legacy: the pinned tcx link goes once the filter is in place.
+    assert!(agent.stop_with(libc::SIGTERM).success());
+    agent.restart_with(&lab, legacy());
+    assert_only_legacy(&agent, &lab, &up, "tcx -> legacy");
+    assert!(agent.log_text().contains("removed our tcx link"));
+
+    // Another tool's filter beside ours: on the next switch it and the qdisc it sits on stay.
+    exec_ok(
+        &lab.rtr,
+        &[
+            "tc", "filter", "add", "dev", &up, "egress", "prio", "10", "u32", "match", "u32", "0",
+            "0", "flowid", "1:1",
+        ],
+    );
+    agent.stop_with(libc::SIGKILL);
+    agent.restart_with(&lab, Launch::default());
+    assert_only_tcx(&agent, &lab, &up, "legacy -> tcx beside a foreign filter");
+    assert!(
+        egress_filters(&lab.rtr, &up)
+            .iter()
+            .any(|f| f["pref"] == 10),
+        "the foreign filter stays"
+    );
+    assert!(
+        has_clsact(&lab.rtr, &up),
+        "qdisc kept: a foreign filter is on it"
+    );
+    let events = began.elapsed();
+
+    let started = stream.finish();
+    let leaked = counter.finish();
+    assert!(
+        events < Duration::from_secs(stream_seconds - 1),
+        "three switches took {events:?}, longer than the SYN stream"
+    );
+    assert!(started > 50, "too few SYNs to mean anything: {started}");
+    assert_eq!(leaked, 0, "SYNs reached the internet side (of {started})");
+    assert!(connects(&lab, RELAY), "the relay passes");
+
+    agent.cli_ok(&["detach", "--config", agent.files.config()]);
+    assert_eq!(
+        attachments(&lab, &up).1,
+        Vec::<u32>::new(),
+        "tcx link detached"
+    );
+    assert!(
+        egress_filters(&lab.rtr, &up)
+            .iter()
+            .any(|f| f["pref"] == 10),
+        "detach keeps the foreign filter"
     );
 }

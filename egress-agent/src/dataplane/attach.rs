@@ -105,7 +105,8 @@ pub fn ifindex(name: &str) -> u32 {
     unsafe { libc::if_nametoindex(c_name.as_ptr()) }
 }
 
-/// Makes sure our program enforces on `interface`; returns what is attached now.
+/// Makes sure our program enforces on `interface`; returns what is attached now. On the TC
+/// hook, the other method's attachment left by an earlier run goes once this one enforces.
 pub fn ensure(
     ebpf: &mut Ebpf,
     pins: &PinLayout,
@@ -113,9 +114,58 @@ pub fn ensure(
     replace: Replace,
     reattach: bool,
 ) -> Result<Attachment, AttachError> {
-    if interface.hook == Hook::TcEgress && features::get().tc_method == TcMethod::Legacy {
-        return tc_legacy::ensure(ebpf, pins, interface, replace);
+    if interface.hook != Hook::TcEgress {
+        return ensure_link(ebpf, pins, interface, replace, reattach);
     }
+    let legacy = features::get().tc_method == TcMethod::Legacy;
+    let attachment = if legacy {
+        tc_legacy::ensure(ebpf, pins, interface, replace)?
+    } else {
+        ensure_link(ebpf, pins, interface, replace, reattach)?
+    };
+    if attachment.attached {
+        retire_other_method(pins, &interface.name, legacy, replace == Replace::Program);
+    }
+    Ok(attachment)
+}
+
+/// Removes our attachment of the TC method not in use (ours only: the filter at our priority
+/// and handle, or our pinned tcx link), after the one in use enforces. A failure is logged,
+/// not returned: enforcement holds either way, and the next start or reload tries again.
+fn retire_other_method(pins: &PinLayout, interface: &str, legacy: bool, thorough: bool) {
+    let hook = Hook::TcEgress.as_str();
+    if legacy {
+        let pin = pins.link(interface, hook);
+        match remove(pins, interface, Hook::TcEgress) {
+            Ok(false) => {}
+            Ok(true) => tracing::info!(interface, hook, pin = %pin.display(),
+                "removed our tcx link: the cls_bpf filter enforces now (tc-legacy)"),
+            Err(err) => tracing::error!(interface, hook, pin = %pin.display(), %err,
+                "cannot remove our tcx link pin; both attachments run until it goes"),
+        }
+        return;
+    }
+    match tc_legacy::retire(pins, interface, thorough) {
+        Ok(None) => {}
+        Ok(Some(removal)) => tracing::info!(
+            interface,
+            hook,
+            ?removal,
+            "removed our cls_bpf filter: the tcx link enforces now"
+        ),
+        Err(err) => tracing::error!(interface, hook, %err,
+            "cannot remove our cls_bpf filter (rtnetlink); both attachments run until it goes"),
+    }
+}
+
+/// The pinned-link path: XDP links and tcx links.
+fn ensure_link(
+    ebpf: &mut Ebpf,
+    pins: &PinLayout,
+    interface: &InterfaceConfig,
+    replace: Replace,
+    reattach: bool,
+) -> Result<Attachment, AttachError> {
     let hook = interface.hook.as_str();
     let mut attachment = Attachment {
         interface: interface.name.clone(),

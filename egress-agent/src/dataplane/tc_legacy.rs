@@ -288,6 +288,35 @@ pub fn remove(pins: &PinLayout, interface: &str) -> std::io::Result<Removal> {
     Ok(removal)
 }
 
+/// Switching to tcx across a restart (tcx arrived with a kernel upgrade, or
+/// `EGRESS_TC_ATTACH=legacy` was dropped): once the tcx link enforces on `interface`, our own
+/// cls_bpf filter goes, and the clsact qdisc if egress created it and nothing else is on it, so
+/// exactly one attachment is left and there was never a moment with none. Foreign filters and
+/// qdiscs stay. `thorough` asks the kernel even without bookkeeping (at start and reload); the
+/// periodic check only looks at the bookkeeping. None when nothing of ours was there.
+pub fn retire(
+    pins: &PinLayout,
+    interface: &str,
+    thorough: bool,
+) -> std::io::Result<Option<Removal>> {
+    let recorded = state_dir(pins, interface).exists();
+    if !recorded && !thorough {
+        return Ok(None);
+    }
+    let index = ifindex(interface);
+    if index == 0 {
+        return Ok(None);
+    }
+    if !recorded
+        && !tc_netlink::filters(index, CLSACT_EGRESS)?
+            .iter()
+            .any(is_ours)
+    {
+        return Ok(None);
+    }
+    remove(pins, interface).map(Some)
+}
+
 /// Drops the bookkeeping of one interface.
 pub fn forget(pins: &PinLayout, interface: &str) -> std::io::Result<()> {
     let dir = state_dir(pins, interface);

@@ -81,3 +81,14 @@ pub fn bpftool_ok(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The ids of the programs on the tcx egress hook of `interface` in `ns` (empty where the
+/// kernel has no tcx or nothing is attached).
+pub fn tcx_egress_programs(ns: &Netns, interface: &str) -> Vec<u32> {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    crate::netns::in_netns(ns, || {
+        SchedClassifier::query_tcx(interface, TcAttachType::Egress)
+            .map(|(_, programs)| programs.iter().map(|p| p.id()).collect())
+            .unwrap_or_default()
+    })
+}
