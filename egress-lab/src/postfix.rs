@@ -188,6 +188,50 @@ impl Drop for Postfix {
     }
 }
 
+/// An MTA on `address:25` (smtpd, no chroot, nothing local) whose smtp client resolves MX
+/// records through the lab's `nameserver` and gives up on a silent MX after 5 s, so a dropped
+/// SYN sends the delivery to the next MX at once. The inbound tests and the demo's inbound
+/// scene: the Internet sender and the spam checker. `extra` is appended to main.cf (relay
+/// domains, transports, mynetworks). The caller waits for smtpd to listen.
+pub struct Mta<'a> {
+    pub hostname: &'a str,
+    pub address: &'a str,
+    pub nameserver: &'a str,
+    pub extra: &'a str,
+}
+
+impl Mta<'_> {
+    pub fn start(&self, ns: &Netns, dir: &Path, echo: Echo) -> Result<Postfix, LabError> {
+        let layout = Layout::create(dir, echo)?;
+        let resolv = dir.join("resolv.conf");
+        write(&resolv, &format!("nameserver {}\n", self.nameserver))?;
+        let main_cf = format!(
+            "{base}inet_interfaces = {address}
+inet_protocols = ipv4
+smtp_bind_address = {address}
+smtp_host_lookup = dns
+# A dropped SYN must fail fast so the next MX is tried in the same delivery.
+smtp_connect_timeout = 5s
+smtp_connection_cache_on_demand = no
+minimal_backoff_time = 5s
+maximal_backoff_time = 10s
+queue_run_delay = 5s
+{extra}
+",
+            base = layout.main_cf_base(self.hostname),
+            address = self.address,
+            extra = self.extra,
+        );
+        layout.write_config(&main_cf, MTA_LISTENER)?;
+        Postfix::start(ns, &layout, Some(&resolv), echo)
+    }
+}
+
+/// smtpd on 25 for an [`Mta`]'s address (the shared services follow).
+const MTA_LISTENER: &str = "\
+smtp      inet  n       -       n       -       -       smtpd
+";
+
 /// Waits up to `wait` for the master `pid` to exit after `postfix stop`, then kills it (its
 /// children follow it out). Returns whether it had to be killed.
 pub fn stop_master(pid: i32, wait: Duration) -> bool {

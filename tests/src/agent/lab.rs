@@ -28,11 +28,7 @@ impl Lab {
             format!("au{id}"),
             format!("ai{id}"),
         ];
-        veth(&rtr, &names[2], &net, &names[3]);
-        addr(&rtr, &names[2], "198.51.100.1/24");
-        addr(&net, &names[3], &format!("{SERVER}/24"));
         rtr.forward();
-        route(&net, "default", "198.51.100.1");
         let [sub_if, rtr_sub_if, rtr_up_if, net_if] = names;
         let lab = Lab {
             sub,
@@ -43,8 +39,19 @@ impl Lab {
             rtr_up_if,
             net_if,
         };
+        lab.connect_internet_side();
         lab.connect_subscriber_side();
         lab
+    }
+
+    /// (Re)creates the router — internet veth pair (the uplink) with the server's address and
+    /// the internet side's route (after `ip link del` of the uplink). Other addresses the test
+    /// gave the internet side went with the old pair.
+    pub fn connect_internet_side(&self) {
+        veth(&self.rtr, &self.rtr_up_if, &self.net, &self.net_if);
+        addr(&self.rtr, &self.rtr_up_if, "198.51.100.1/24");
+        addr(&self.net, &self.net_if, &format!("{SERVER}/24"));
+        route(&self.net, "default", "198.51.100.1");
     }
 
     /// (Re)creates the subscriber — router veth pair with its addresses and routes (after

@@ -2,8 +2,8 @@
 //! smtp-sink as a final MX storing each message (the lab's DNS is [`super::knot`]). Each is
 //! stopped on drop, also when the test panics.
 //!
-//! Postfix resolves through libc, which reads /etc/resolv.conf; each instance's master is
-//! started in its own mount namespace (`unshare -m`) with the lab's resolv.conf bind-mounted
+//! Postfix resolves through libc, which reads /etc/resolv.conf; egress-lab starts each MTA's
+//! master in its own mount namespace (`unshare -m`) with the lab's resolv.conf bind-mounted
 //! there, so its smtp client asks the lab's knot and nothing on the host changes.
 
 use std::{
@@ -16,7 +16,7 @@ use std::{
 
 use egress_lab::{
     Echo,
-    postfix::{Layout, chown_postfix},
+    postfix::{Mta, chown_postfix},
 };
 
 use super::{lab, wait_listening};
@@ -26,9 +26,8 @@ fn mkdir(path: &Path) {
     fs::create_dir_all(path).unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
 }
 
-/// A Postfix instance (smtpd on `address:25`, no chroot, nothing local) whose resolver is the
-/// lab's `nameserver`: egress-lab's instance, started in its own mount namespace with that
-/// resolv.conf.
+/// A Postfix MTA (smtpd on `address:25`) whose resolver is the lab's `nameserver`:
+/// egress-lab's [`Mta`], waited for until smtpd listens.
 pub struct Postfix(egress_lab::postfix::Postfix);
 
 impl Postfix {
@@ -41,32 +40,13 @@ impl Postfix {
         nameserver: &str,
         extra: &str,
     ) -> Postfix {
-        let layout = lab(Layout::create(dir, Echo::Quiet));
-        let resolv = dir.join("resolv.conf");
-        fs::write(&resolv, format!("nameserver {nameserver}\n"))
-            .unwrap_or_else(|err| panic!("write {}: {err}", resolv.display()));
-        let main_cf = format!(
-            "{base}inet_interfaces = {address}
-inet_protocols = ipv4
-smtp_bind_address = {address}
-smtp_host_lookup = dns
-# A dropped SYN must fail fast so the next MX is tried in the same delivery.
-smtp_connect_timeout = 5s
-smtp_connection_cache_on_demand = no
-minimal_backoff_time = 5s
-maximal_backoff_time = 10s
-queue_run_delay = 5s
-{extra}
-",
-            base = layout.main_cf_base(hostname),
-        );
-        lab(layout.write_config(&main_cf, MASTER_CF));
-        let postfix = lab(egress_lab::postfix::Postfix::start(
-            ns,
-            &layout,
-            Some(&resolv),
-            Echo::Quiet,
-        ));
+        let mta = Mta {
+            hostname,
+            address,
+            nameserver,
+            extra,
+        };
+        let postfix = lab(mta.start(ns, dir, Echo::Quiet));
         let smtpd: SocketAddr = format!("{address}:25").parse().expect("smtpd address");
         wait_listening(ns, &[smtpd], &format!("Postfix {hostname}"), || {
             postfix.log()
@@ -79,11 +59,6 @@ queue_run_delay = 5s
         self.0.log()
     }
 }
-
-/// smtpd on 25 for the instance's address (the shared services follow).
-const MASTER_CF: &str = "\
-smtp      inet  n       -       n       -       -       smtpd
-";
 
 /// A child process killed and reaped on drop.
 struct Daemon(Child);

@@ -225,6 +225,11 @@ hook = "xdp"
 name = "{uplink}"
 hook = "tc-egress"
 
+# The same uplink's ingress: the inbound rules (the lists are filled by the CLI in chapter 8).
+[[interface]]
+name = "{uplink}"
+hook = "xdp-inbound"
+
 [allow]
 relays = ["{relay}/32"]
 

@@ -81,6 +81,11 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn start(ns: &Netns, dir: &Path, narrator: Narrator) -> Result<Mailbox> {
+        Mailbox::start_at(ns, dir, lab::MX, narrator)
+    }
+
+    /// smtp-sink on `address`:25 (the inbound scene's primary MX).
+    pub fn start_at(ns: &Netns, dir: &Path, address: &str, narrator: Narrator) -> Result<Mailbox> {
         let runner = narrator.runner();
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // smtp-sink drops root after binding; the store must be writable for that user.
@@ -89,19 +94,10 @@ impl Mailbox {
         let mut cmd = ns.command("smtp-sink");
         cmd.args(["-u", "postfix", "-d"])
             .arg(&template)
-            .args([&format!("{}:25", lab::MX), "100"]);
+            .args([&format!("{address}:25"), "100"]);
         let log = dir.with_extension("log");
         let sink = Daemon::spawn("smtp-sink", &mut cmd, &log, runner)?;
-        let address = SocketAddr::from((parse_v4(lab::MX)?, 25));
-        wait_until(
-            Duration::from_secs(10),
-            "smtp-sink listening on the MX",
-            || {
-                Ok(ns.within(|| {
-                    TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-                })?)
-            },
-        )?;
+        wait_listening(ns, address, "smtp-sink")?;
         Ok(Mailbox {
             dir: dir.to_path_buf(),
             _sink: sink,
@@ -178,6 +174,20 @@ pub fn swaks(send: &Send<'_>, runner: Runner) -> Result<Sent> {
         delivered: out.status.success(),
         transcript,
     })
+}
+
+/// Waits (bounded) until something accepts on `address`:25 inside `ns`.
+pub fn wait_listening(ns: &Netns, address: &str, what: &str) -> Result<()> {
+    let socket = SocketAddr::from((parse_v4(address)?, 25));
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{what} listening on {socket}"),
+        || {
+            Ok(ns.within(|| {
+                TcpStream::connect_timeout(&socket, Duration::from_millis(200)).is_ok()
+            })?)
+        },
+    )
 }
 
 pub fn parse_v4(text: &str) -> Result<std::net::Ipv4Addr> {

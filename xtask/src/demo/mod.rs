@@ -4,6 +4,7 @@
 mod agent;
 mod audit;
 mod fleet;
+mod inbound;
 mod interrupt;
 mod lab;
 mod mail;
@@ -120,6 +121,7 @@ fn play(agent_bin: &Path, tag: u32, narrator: Narrator) -> Result<story::Told> {
         audit::audit_the_mail_setup(&lab, dir.path(), agent_bin, narrator)?;
         fleet::a_fleet_takes_one_change(dir.path(), agent_bin, tag, narrator)?;
         trace::the_abuse_desk_is_told(&desk, &agent, &told.top, narrator)?;
+        inbound::only_the_spam_checker_reaches_the_primary_mx(&lab, &agent, dir.path(), narrator)?;
         Ok(told)
     });
     narrator.chapter("Cleaning up");
@@ -131,4 +133,6 @@ const LAB_PICTURE: &str = "
   infected subscriber 100.64.2.20 ──┤ XDP    edge router  ── TC egress ──  Internet
   ISP mail relay      192.0.2.25  ──┘      (egress-agent)    (uplink)     MX 203.0.113.25
   (Postfix, 587 → 25)                                                     (smtp-sink)
+  primary MX          192.0.2.30  ── XDP inbound on the uplink: only the spam checker
+                                     203.0.113.40 (Internet side) may reach it on 25
 ";
