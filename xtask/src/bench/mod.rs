@@ -69,6 +69,8 @@ pub enum Only {
     Fleet,
     /// The agent process: scrape with 1M subscribers, reloads of 1M prefixes, RSS
     Agent,
+    /// The inbound program (built, or given by --object)
+    Inbound,
 }
 
 impl Only {
@@ -76,6 +78,7 @@ impl Only {
         match self {
             Only::Fleet => "fleet",
             Only::Agent => "agent",
+            Only::Inbound => "inbound",
         }
     }
 }
@@ -220,7 +223,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--only ROWS`: those rows at the chosen scale, printed; no object is built.
+/// `--only ROWS`: those rows at the chosen scale, printed; an object is built only for the
+/// program rows.
 fn run_only(only: Only, args: BenchArgs) -> Result<()> {
     let agent = args
         .agent
@@ -229,6 +233,13 @@ fn run_only(only: Only, args: BenchArgs) -> Result<()> {
     let rows = match only {
         Only::Fleet => fleet::rows(&agent, &scale.fleet)?,
         Only::Agent => agent::rows(&agent, &scale.agent)?,
+        Only::Inbound => {
+            let object = match args.object {
+                Some(path) => path,
+                None => object::build()?.object,
+            };
+            inbound::rows(&object, &scale)?
+        }
     };
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {
