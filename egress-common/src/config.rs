@@ -51,8 +51,12 @@ impl DataplaneConfig {
 /// state of a new config map) is always correct, only slower: the agent sets a bit once the
 /// shortcut is valid and clears it before the shortcut would become wrong.
 pub mod allowlist_flags {
-    /// The IPv4 source index is complete: look sources up there instead of in the trie.
-    pub const SOURCES_V4_INDEXED: u32 = 1;
+    /// Earlier versions' flag for their one-level index. Cleared before the index is rewritten
+    /// in the two-level layout, so a program of such a version, still attached during an
+    /// upgrade, falls back to the trie rather than misreading it.
+    pub const SOURCES_V4_ONE_LEVEL_INDEXED: u32 = 1;
+    /// The IPv4 source index (two levels) is complete: look sources up there, not in the trie.
+    pub const SOURCES_V4_INDEXED: u32 = 16;
     /// The IPv6 source trie is empty.
     pub const SOURCES_V6_EMPTY: u32 = 2;
     /// The IPv4 destination trie is empty.

@@ -1,17 +1,19 @@
 //! What the IPv4 source index should hold for a set of prefixes (user space only).
 //!
 //! The table is computed one window at a time, so building or checking it never needs the
-//! whole 32 MiB in memory at once.
+//! whole 32 MiB in memory at once. Block numbers are not part of the plan: the sync hands
+//! them out (`index_sync`).
 
 extern crate std;
 
 use std::vec::Vec;
 
-use crate::index::{FIRST_LONG_LEN, LongKey, SLOTS_PER_WORD, encode, length_bit, mask, slot_of};
+use crate::index::{BLOCK_FLAG, Block, SLOTS_PER_WORD, direct, mask, pack_block, slot_of};
 
-/// Array elements per window.
+/// First-level elements per window.
 pub const WINDOW_WORDS: u32 = 1 << 16;
-const WINDOW_SLOTS: u32 = WINDOW_WORDS * SLOTS_PER_WORD;
+/// Slots per window.
+pub const WINDOW_SLOTS: u32 = WINDOW_WORDS * SLOTS_PER_WORD;
 /// Prefixes shorter than this can span several windows.
 const SHORTEST_IN_ONE_WINDOW: u8 = 24 - WINDOW_SLOTS.trailing_zeros() as u8;
 
@@ -38,25 +40,50 @@ impl Short {
     }
 }
 
+/// A prefix of length 25..=32, inside one /24.
+#[derive(Clone, Copy, Debug)]
+struct Long {
+    /// Host order, host bits cleared.
+    addr: u32,
+    len: u8,
+    kind: u32,
+}
+
+impl Long {
+    fn slot(&self) -> u32 {
+        slot_of(self.addr)
+    }
+
+    /// The block entries (the addresses' last bytes) it covers.
+    fn hosts(&self) -> std::ops::Range<usize> {
+        let first = (self.addr & 0xff) as usize;
+        first..first + (1usize << (32 - self.len))
+    }
+}
+
 /// The expected index for a set of prefixes.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     /// Sorted by first slot.
     short: Vec<Short>,
-    /// Sorted by address, then length.
-    long: Vec<(LongKey, u32)>,
+    /// Sorted by slot, then length (shorter first), then address.
+    long: Vec<Long>,
 }
 
 impl Plan {
     /// Duplicate prefixes have their kind bits merged; prefixes longer than /32 are ignored.
     pub fn new(prefixes: impl IntoIterator<Item = SourcePrefix>) -> Plan {
         let mut short: Vec<Short> = Vec::new();
-        let mut long: Vec<(LongKey, u32)> = Vec::new();
+        let mut long: Vec<Long> = Vec::new();
         for prefix in prefixes {
             let addr = prefix.addr & mask(u32::from(prefix.len));
-            if prefix.len >= FIRST_LONG_LEN && prefix.len <= 32 {
-                long.push((LongKey::new(u32::from(prefix.len), addr), prefix.kind));
-            } else if prefix.len < FIRST_LONG_LEN {
+            if prefix.len > 24 && prefix.len <= 32 {
+                long.push(Long {
+                    addr,
+                    len: prefix.len,
+                    kind: prefix.kind,
+                });
+            } else if prefix.len <= 24 {
                 short.push(Short {
                     first_slot: slot_of(addr),
                     len: prefix.len,
@@ -72,39 +99,35 @@ impl Plan {
             }
             same
         });
-        long.sort_by_key(|(key, _)| (key.addr, key.prefix_len));
+        long.sort_by_key(|l| (l.slot(), l.len, l.addr));
         long.dedup_by(|b, a| {
-            let same = a.0 == b.0;
+            let same = (a.addr, a.len) == (b.addr, b.len);
             if same {
-                a.1 |= b.1;
+                a.kind |= b.kind;
             }
             same
         });
         Plan { short, long }
     }
 
-    /// Entries the long-prefix hash map should hold.
-    pub fn long_entries(&self) -> &[(LongKey, u32)] {
-        &self.long
+    /// Number of /24s that hold prefixes longer than /24: the blocks the index needs.
+    pub fn blocks_needed(&self) -> usize {
+        let mut slots: Vec<u32> = self.long.iter().map(Long::slot).collect();
+        slots.dedup();
+        slots.len()
     }
 
-    /// OR of the kind bits of the long prefixes inside `slot`'s /24.
-    pub fn long_kinds_in(&self, slot: u32) -> u32 {
-        self.long_in(slot, slot + 1).iter().fold(0, |k, e| k | e.1)
-    }
-
-    fn long_in(&self, first_slot: u32, end_slot: u32) -> &[(LongKey, u32)] {
-        let slot = |key: &LongKey| slot_of(u32::from_be_bytes(key.addr));
-        let start = self.long.partition_point(|(k, _)| slot(k) < first_slot);
-        let end = self.long.partition_point(|(k, _)| slot(k) < end_slot);
-        &self.long[start..end]
-    }
-
-    /// Fills `out` with the expected array elements starting at `first_word`. `out` must not
-    /// reach past the end of the array and at most `WINDOW_WORDS` long is cheapest.
-    pub fn words(&self, first_word: u32, out: &mut [u64]) {
-        let first_slot = first_word * SLOTS_PER_WORD;
-        let end_slot = first_slot + out.len() as u32 * SLOTS_PER_WORD;
+    /// What the slots `first_slot..first_slot + slots.len()` should hold. `first_slot` is a
+    /// multiple of [`WINDOW_SLOTS`] and `slots` at most that long. Each slot gets the
+    /// [`direct`] value of the longest prefix of length <= 24 covering it, with
+    /// [`BLOCK_FLAG`] set when longer prefixes lie inside it; `blocks` is cleared and gets
+    /// those slots' second-level contents, in slot order.
+    pub fn window(&self, first_slot: u32, slots: &mut [u16], blocks: &mut Vec<(u32, Block)>) {
+        debug_assert!(
+            first_slot.is_multiple_of(WINDOW_SLOTS) && slots.len() <= WINDOW_SLOTS as usize
+        );
+        blocks.clear();
+        let end_slot = first_slot + slots.len() as u32;
         let mut covering: Vec<&Short> = self
             .short
             .iter()
@@ -118,40 +141,32 @@ impl Plan {
                 .iter()
                 .filter(|s| s.len >= SHORTEST_IN_ONE_WINDOW),
         );
-        let long = self.long_in(first_slot, end_slot);
-        if covering.is_empty() && long.is_empty() {
-            out.fill(0);
-            return;
-        }
-        let mut slots: Vec<u16> = std::vec![0; (end_slot - first_slot) as usize];
+        slots.fill(0);
         // Longer prefixes paint over shorter ones: the longest match wins.
         covering.sort_by_key(|s| s.len);
         for s in covering {
             let from = s.first_slot.max(first_slot);
             let to = (s.first_slot + s.slots()).min(end_slot);
-            for slot in &mut slots[(from - first_slot) as usize..(to - first_slot) as usize] {
-                *slot = encode(s.kind, 0);
+            slots[(from - first_slot) as usize..(to - first_slot) as usize].fill(direct(s.kind));
+        }
+        let start = self.long.partition_point(|l| l.slot() < first_slot);
+        let end = self.long.partition_point(|l| l.slot() < end_slot);
+        for group in self.long[start..end].chunk_by(|a, b| a.slot() == b.slot()) {
+            let slot = &mut slots[(group[0].slot() - first_slot) as usize];
+            let mut hosts = [*slot as u8; 256];
+            for long in group {
+                hosts[long.hosts()].fill(long.kind as u8);
             }
-        }
-        for (key, _) in long {
-            let slot = slot_of(u32::from_be_bytes(key.addr)) - first_slot;
-            slots[slot as usize] |= u16::from(length_bit(key.prefix_len as u8)) << 8;
-        }
-        for (word, four) in out.iter_mut().zip(slots.chunks_exact(4)) {
-            *word = four
-                .iter()
-                .rev()
-                .fold(0u64, |w, slot| (w << 16) | u64::from(*slot));
+            blocks.push((group[0].slot(), pack_block(&hosts)));
+            *slot |= BLOCK_FLAG;
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::index::{WORDS, lookup, slot_in, word_of};
+    use crate::index::{WORDS, block_slot, lookup, slot_in, word_of};
 
     /// A deterministic xorshift generator, so failures reproduce.
     struct Rng(u64);
@@ -182,19 +197,40 @@ mod tests {
         best.map_or(0, |(_, kind)| kind)
     }
 
-    fn build(prefixes: &[SourcePrefix]) -> (Vec<u64>, HashMap<LongKey, u32>) {
+    /// The index for `prefixes`, blocks numbered in slot order.
+    fn build(prefixes: &[SourcePrefix]) -> (Vec<u64>, Vec<u64>) {
         let plan = Plan::new(prefixes.iter().copied());
         let mut table = std::vec![0u64; WORDS as usize];
+        let mut second = Vec::new();
+        let mut slots = std::vec![0u16; WINDOW_SLOTS as usize];
+        let mut blocks = Vec::new();
         for (n, window) in table.chunks_mut(WINDOW_WORDS as usize).enumerate() {
-            plan.words(n as u32 * WINDOW_WORDS, window);
+            let first_slot = n as u32 * WINDOW_SLOTS;
+            plan.window(first_slot, &mut slots, &mut blocks);
+            for (slot, block) in &blocks {
+                slots[(slot - first_slot) as usize] = block_slot((second.len() / 8) as u32);
+                second.extend_from_slice(block);
+            }
+            for (word, four) in window.iter_mut().zip(slots.chunks_exact(4)) {
+                *word = four
+                    .iter()
+                    .rev()
+                    .fold(0u64, |w, slot| (w << 16) | u64::from(*slot));
+            }
         }
-        (table, plan.long_entries().iter().copied().collect())
+        assert_eq!(second.len() / 8, plan.blocks_needed());
+        (table, second)
     }
 
-    fn resolve(table: &[u64], long: &HashMap<LongKey, u32>, addr: u32) -> u32 {
+    fn resolve(table: &[u64], second: &[u64], addr: u32) -> u32 {
         let slot = slot_of(addr);
         let value = slot_in(table[word_of(slot) as usize], slot);
-        lookup(value, addr, |key| long.get(key).copied())
+        lookup(
+            value,
+            addr,
+            |n| second.get(n as usize).copied(),
+            || panic!("no trie"),
+        )
     }
 
     #[test]
@@ -216,7 +252,7 @@ mod tests {
                     kind: 1 + rng.below(3) as u32,
                 });
             }
-            let (table, long) = build(&prefixes);
+            let (table, second) = build(&prefixes);
             for n in 0..4000 {
                 let base = bases[rng.below(3) as usize];
                 let addr = if n % 4 == 0 {
@@ -225,7 +261,7 @@ mod tests {
                     base ^ ((rng.next() as u32) & !mask(18))
                 };
                 assert_eq!(
-                    resolve(&table, &long, addr),
+                    resolve(&table, &second, addr),
                     oracle(&prefixes, addr),
                     "round {round}, address {:#010x}",
                     addr
@@ -233,7 +269,7 @@ mod tests {
             }
             for p in &prefixes {
                 assert_eq!(
-                    resolve(&table, &long, p.addr),
+                    resolve(&table, &second, p.addr),
                     oracle(&prefixes, p.addr),
                     "prefix {:#010x}/{}",
                     p.addr,
@@ -267,15 +303,12 @@ mod tests {
                 kind: 1,
             },
         ];
-        let (table, long) = build(&prefixes);
-        assert_eq!(resolve(&table, &long, 0x7fff_ffff), 2);
-        assert_eq!(resolve(&table, &long, 0x8000_0000), 0);
-        assert_eq!(resolve(&table, &long, 0x6440_0203), 3);
-        assert_eq!(resolve(&table, &long, 0x6440_0101), 1);
-        assert_eq!(resolve(&table, &long, 0x6440_0102), 3);
-        assert_eq!(long.len(), 1);
-        let plan = Plan::new(prefixes);
-        assert_eq!(plan.long_kinds_in(slot_of(0x6440_0101)), 1);
-        assert_eq!(plan.long_kinds_in(slot_of(0x6440_0201)), 0);
+        let (table, second) = build(&prefixes);
+        assert_eq!(resolve(&table, &second, 0x7fff_ffff), 2);
+        assert_eq!(resolve(&table, &second, 0x8000_0000), 0);
+        assert_eq!(resolve(&table, &second, 0x6440_0203), 3);
+        assert_eq!(resolve(&table, &second, 0x6440_0101), 1);
+        assert_eq!(resolve(&table, &second, 0x6440_0102), 3);
+        assert_eq!(second.len(), 8, "one /24 holds a longer prefix: one block");
     }
 }

@@ -1,30 +1,36 @@
-//! Bringing the kernel's IPv4 source index in line with a [`Plan`] (user space only).
+//! Bringing the IPv4 source index (both levels) in line with a [`Plan`] (user space only).
 //!
-//! The order keeps every packet's verdict right while the index changes: long entries to add
-//! or change go in first (invisible until a slot's length bitmap names their length), then
-//! the slots are rewritten word by word through a shared mapping of the array (one aligned
-//! 8-byte store each, so a packet sees the old or the new word), then long entries no longer
-//! wanted are deleted (no slot names their length for them any more, or a longer or equal
-//! entry still answers). An address allowed before and after finds a non-zero kind at every
-//! step; one allowed neither before nor after finds none. Between the steps the kind of an
-//! allowed address may be the old or the new one (relay or exempt counter), never zero.
+//! The index keeps no state in the agent: block ownership is read from the first level at the
+//! start of every sync. The order keeps every packet's verdict right while the index changes:
+//!
+//! - a /24 that keeps its block has the block rewritten in place, one aligned 8-byte store per
+//!   element, so each address sees its old or its new entry;
+//! - a /24 that needs a block gets a free one, filled before its slot names it;
+//! - a block given up in this sync is not handed out again before the next one, so a packet
+//!   that read the old slot never finds another /24's entries in it;
+//! - first-level words are stored whole (four slots at once), after their blocks are ready.
+//!
+//! The source trie is synced first and stays complete, so a /24 left on [`TRIE`] (all blocks
+//! taken) is judged right too. Both arrays are written through shared mappings, one window
+//! of the first level at a time, so the agent never holds the 32 MiB in its own memory.
 
 extern crate std;
 
 use std::{
-    borrow::BorrowMut,
-    collections::HashMap as StdHashMap,
     os::fd::{AsFd, AsRawFd},
     sync::atomic::{AtomicU64, Ordering},
     vec::Vec,
 };
 
-use aya::maps::{HashMap, IterableMap, MapData, MapError};
+use aya::maps::{MapData, MapError};
 
 use crate::{
     allow_kind,
-    index::{LongKey, SLOTS_PER_WORD, WORDS, kind_of, lengths_of, slot_in},
-    index_plan::{Plan, WINDOW_WORDS},
+    index::{
+        BLOCK_WORDS, BLOCKS, Block, SLOTS, TRIE, WORDS, WORDS_PER_BLOCK, block_of, block_slot,
+        is_indirect, kind_of, slot_in, with_slot,
+    },
+    index_plan::{Plan, WINDOW_SLOTS, WINDOW_WORDS},
     names,
 };
 
@@ -33,27 +39,34 @@ pub enum IndexError {
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: MapError },
     #[error(
-        "map {map} has {max_entries} elements of {value_size} bytes; the index needs 4194304 of 8"
+        "map {map} has {max_entries} elements of {value_size} bytes; the index needs \
+         {wanted} of 8"
     )]
     Shape {
         map: &'static str,
         max_entries: u32,
         value_size: u32,
+        wanted: u32,
     },
     #[error("cannot map {map} into memory (is it BPF_F_MMAPABLE?): {source}")]
     Mmap {
         map: &'static str,
         source: std::io::Error,
     },
+    #[error("element {index} is outside the index array {map}")]
+    Range { map: &'static str, index: u32 },
 }
 
 /// What a sync changed. In a sync right after a change of the allowlist these are the
 /// change's own effects; in a drift check they are what someone else changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
+    /// First-level elements (four slots each).
     pub words_written: u64,
-    pub long_written: u64,
-    pub long_removed: u64,
+    /// Second-level elements (32 addresses each).
+    pub block_words_written: u64,
+    /// /24s left to the trie because every block was taken.
+    pub on_trie: u64,
     /// Differences found, by the kind they affected.
     pub relay: u64,
     pub exempt: u64,
@@ -61,14 +74,14 @@ pub struct SyncReport {
 
 impl SyncReport {
     pub fn changed(&self) -> bool {
-        self.words_written + self.long_written + self.long_removed > 0
+        self.words_written + self.block_words_written > 0
     }
 
     fn count(&mut self, kinds: u32) {
         if kinds & allow_kind::RELAY != 0 {
             self.relay += 1;
         }
-        // A difference that names no kind (a stray length bit) is counted as exempt.
+        // A difference that names no kind (a slot moved to another block) counts as exempt.
         if kinds & allow_kind::EXEMPT != 0 || kinds & (allow_kind::RELAY | allow_kind::EXEMPT) == 0
         {
             self.exempt += 1;
@@ -76,26 +89,60 @@ impl SyncReport {
     }
 }
 
-/// The long-prefix hash map of the index.
-pub type LongMap<T> = HashMap<T, LongKey, u32>;
+/// A `u64` array holding one level of the index.
+pub trait Words {
+    fn load(&mut self, index: u32) -> Result<u64, IndexError>;
+    fn store(&mut self, index: u32, word: u64) -> Result<(), IndexError>;
+}
 
-/// Makes `index` (the mmapable array) and `long` hold exactly what `plan` says.
-pub fn sync<T: BorrowMut<MapData>>(
-    index: &MapData,
-    long: &mut LongMap<T>,
-    plan: &Plan,
-) -> Result<SyncReport, IndexError> {
-    compare(index, long, plan, Mode::Write)
+/// Plain memory, for tests and tools.
+impl Words for [u64] {
+    fn load(&mut self, index: u32) -> Result<u64, IndexError> {
+        let map = "memory";
+        self.get(index as usize)
+            .copied()
+            .ok_or(IndexError::Range { map, index })
+    }
+
+    fn store(&mut self, index: u32, word: u64) -> Result<(), IndexError> {
+        let map = "memory";
+        *self
+            .get_mut(index as usize)
+            .ok_or(IndexError::Range { map, index })? = word;
+        Ok(())
+    }
+}
+
+/// Makes the pinned index maps (first level `index`, second level `blocks`) hold what `plan`
+/// says.
+pub fn sync(index: &MapData, blocks: &MapData, plan: &Plan) -> Result<SyncReport, IndexError> {
+    let (mut first, mut second) = mapped(index, blocks)?;
+    sync_in(&mut first, &mut second, plan)
 }
 
 /// What [`sync`] would change, without changing anything: a drift check that can run beside
 /// the daemon, which repairs only when this finds something.
-pub fn check<T: BorrowMut<MapData>>(
-    index: &MapData,
-    long: &mut LongMap<T>,
+pub fn check(index: &MapData, blocks: &MapData, plan: &Plan) -> Result<SyncReport, IndexError> {
+    let (mut first, mut second) = mapped(index, blocks)?;
+    check_in(&mut first, &mut second, plan)
+}
+
+/// [`sync`] on any two arrays of [`WORDS`] and [`BLOCK_WORDS`] elements.
+pub fn sync_in<F: Words + ?Sized, S: Words + ?Sized>(
+    first: &mut F,
+    second: &mut S,
     plan: &Plan,
 ) -> Result<SyncReport, IndexError> {
-    compare(index, long, plan, Mode::CheckOnly)
+    Sync::new(first, second, Mode::Write)?.run(plan)
+}
+
+/// [`check`] on any two arrays of [`WORDS`] and [`BLOCK_WORDS`] elements.
+pub fn check_in<F: Words + ?Sized, S: Words + ?Sized>(
+    first: &mut F,
+    second: &mut S,
+    plan: &Plan,
+) -> Result<SyncReport, IndexError> {
+    Sync::new(first, second, Mode::CheckOnly)?.run(plan)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -104,196 +151,313 @@ enum Mode {
     CheckOnly,
 }
 
-fn compare<T: BorrowMut<MapData>>(
-    index: &MapData,
-    long: &mut LongMap<T>,
-    plan: &Plan,
+const NO_OWNER: u32 = u32::MAX;
+/// The [`BLOCK_FLAG`](crate::index::BLOCK_FLAG) bit of each of a word's four slots.
+const INDIRECT_BITS: u64 = 0x8000_8000_8000_8000;
+
+struct Sync<'a, F: Words + ?Sized, S: Words + ?Sized> {
+    first: &'a mut F,
+    second: &'a mut S,
     mode: Mode,
-) -> Result<SyncReport, IndexError> {
-    check_shape(index)?;
-    let long_err = |source| IndexError::Map {
-        map: names::SOURCE_LONG_V4,
-        source,
-    };
-    let mut current: StdHashMap<LongKey, u32> = StdHashMap::new();
-    let batched = crate::batch::lookup_all(long.map().fd().as_fd(), |key: &LongKey, value| {
-        current.insert(*key, *value);
-    });
-    match batched {
-        Ok(_) => {}
-        Err(err) if crate::batch::unsupported(&err) => {
-            current.clear();
-            for item in long.iter() {
-                let (key, value) = item.map_err(long_err)?;
-                current.insert(key, value);
+    /// The slot each block belongs to; a block two slots name belongs to the first.
+    owner: Vec<u32>,
+    /// Blocks no slot named when the sync began, lowest last (handed out lowest first).
+    free: Vec<u32>,
+    report: SyncReport,
+}
+
+impl<'a, F: Words + ?Sized, S: Words + ?Sized> Sync<'a, F, S> {
+    fn new(first: &'a mut F, second: &'a mut S, mode: Mode) -> Result<Self, IndexError> {
+        let mut owner = std::vec![NO_OWNER; BLOCKS as usize];
+        for word_index in 0..WORDS {
+            let word = first.load(word_index)?;
+            if word & INDIRECT_BITS == 0 {
+                continue;
             }
-        }
-        Err(io_error) => {
-            return Err(long_err(MapError::SyscallError(aya::sys::SyscallError {
-                call: "bpf_map_lookup_batch",
-                io_error,
-            })));
-        }
-    }
-    let mut report = SyncReport::default();
-    let in_map = current.len();
-    let changed: Vec<(LongKey, u32, Option<u32>)> = plan
-        .long_entries()
-        .iter()
-        .filter_map(|(key, kind)| {
-            let have = current.remove(key);
-            (have != Some(*kind)).then_some((*key, *kind, have))
-        })
-        .collect();
-    // What is left in `current` is no longer wanted. Adding first needs room for both; when
-    // the map is that full, the entries on their way out go first (they only ever narrow
-    // what passes), as the tries do.
-    if mode == Mode::CheckOnly {
-        return check_only(index, plan, &changed, &current);
-    }
-    let added = changed.iter().filter(|(_, _, have)| have.is_none()).count();
-    let capacity = long.map().info().map_err(long_err)?.max_entries() as usize;
-    let remove_first = in_map + added > capacity;
-    if remove_first {
-        remove_stale(long, &current, &mut report)?;
-    }
-    let keys: Vec<LongKey> = changed.iter().map(|(key, _, _)| *key).collect();
-    let kinds: Vec<u32> = changed.iter().map(|(_, kind, _)| *kind).collect();
-    let written = crate::batch::update(long.map().fd().as_fd(), &keys, &kinds);
-    let applied = written
-        .as_ref()
-        .map_or_else(|err| err.applied, |()| changed.len());
-    for (_, kind, have) in &changed[..applied] {
-        report.long_written += 1;
-        report.count(have.unwrap_or(0) ^ kind);
-    }
-    if let Err(err) = written {
-        return Err(long_err(MapError::SyscallError(aya::sys::SyscallError {
-            call: "bpf_map_update_batch",
-            io_error: err.source,
-        })));
-    }
-    compare_words(index, plan, Mode::Write, &mut report)?;
-    if !remove_first {
-        remove_stale(long, &current, &mut report)?;
-    }
-    Ok(report)
-}
-
-/// Counts what a sync would write and remove: `changed` long entries, the `stale` ones, and
-/// every word of the array that differs from the plan.
-fn check_only(
-    index: &MapData,
-    plan: &Plan,
-    changed: &[(LongKey, u32, Option<u32>)],
-    stale: &StdHashMap<LongKey, u32>,
-) -> Result<SyncReport, IndexError> {
-    let mut report = SyncReport::default();
-    for (_, kind, have) in changed {
-        report.long_written += 1;
-        report.count(have.unwrap_or(0) ^ kind);
-    }
-    for value in stale.values() {
-        report.long_removed += 1;
-        report.count(*value);
-    }
-    compare_words(index, plan, Mode::CheckOnly, &mut report)?;
-    Ok(report)
-}
-
-/// Compares the array with the plan one window at a time, counting every word that differs
-/// and, with [`Mode::Write`], writing the planned word in its place.
-fn compare_words(
-    index: &MapData,
-    plan: &Plan,
-    mode: Mode,
-    report: &mut SyncReport,
-) -> Result<(), IndexError> {
-    let mut expected = std::vec![0u64; WINDOW_WORDS as usize];
-    for first_word in (0..WORDS).step_by(WINDOW_WORDS as usize) {
-        plan.words(first_word, &mut expected);
-        let window = Window::map(index, first_word)?;
-        if window.words() == expected.as_slice() {
-            continue;
-        }
-        for (offset, want) in expected.iter().enumerate() {
-            let have = window.load(offset);
-            if have != *want {
-                let first_slot = (first_word + offset as u32) * SLOTS_PER_WORD;
-                count_slots(report, plan, first_slot, have, *want);
-                if mode == Mode::Write {
-                    window.store(offset, *want);
+            for slot in word_index * 4..word_index * 4 + 4 {
+                let value = slot_in(word, slot);
+                if is_indirect(value) && value != TRIE {
+                    let owner = &mut owner[block_of(value) as usize];
+                    if *owner == NO_OWNER {
+                        *owner = slot;
+                    }
                 }
-                report.words_written += 1;
             }
         }
+        let free = (0..BLOCKS)
+            .rev()
+            .filter(|block| owner[*block as usize] == NO_OWNER)
+            .collect();
+        Ok(Sync {
+            first,
+            second,
+            mode,
+            owner,
+            free,
+            report: SyncReport::default(),
+        })
     }
-    Ok(())
-}
 
-fn remove_stale<T: BorrowMut<MapData>>(
-    long: &mut LongMap<T>,
-    stale: &StdHashMap<LongKey, u32>,
-    report: &mut SyncReport,
-) -> Result<(), IndexError> {
-    for (key, value) in stale {
-        long.remove(key).map_err(|source| IndexError::Map {
-            map: names::SOURCE_LONG_V4,
-            source,
-        })?;
-        report.long_removed += 1;
-        report.count(*value);
-    }
-    Ok(())
-}
-
-fn count_slots(report: &mut SyncReport, plan: &Plan, first_slot: u32, have: u64, want: u64) {
-    for slot in first_slot..first_slot + SLOTS_PER_WORD {
-        let (h, w) = (slot_in(have, slot), slot_in(want, slot));
-        if h == w {
-            continue;
+    fn run(mut self, plan: &Plan) -> Result<SyncReport, IndexError> {
+        let mut slots = std::vec![0u16; WINDOW_SLOTS as usize];
+        let mut blocks: Vec<(u32, Block)> = Vec::new();
+        for first_slot in (0..SLOTS).step_by(WINDOW_SLOTS as usize) {
+            plan.window(first_slot, &mut slots, &mut blocks);
+            let mut planned_blocks = blocks.iter();
+            for (n, four) in slots.chunks_exact(4).enumerate() {
+                let word_index = first_slot / 4 + n as u32;
+                let have = self.first.load(word_index)?;
+                let planned = four
+                    .iter()
+                    .rev()
+                    .fold(0u64, |w, slot| (w << 16) | u64::from(*slot));
+                if planned == have && planned & INDIRECT_BITS == 0 {
+                    continue;
+                }
+                let mut want = have;
+                let mut changes = false;
+                for (i, planned) in four.iter().enumerate() {
+                    let slot = first_slot + (n * 4 + i) as u32;
+                    let block = if is_indirect(*planned) {
+                        planned_blocks.next().map(|(_, block)| block)
+                    } else {
+                        None
+                    };
+                    let (value, slot_changes) =
+                        self.settle(slot, slot_in(have, slot), *planned, block)?;
+                    want = with_slot(want, slot, value);
+                    changes |= slot_changes;
+                }
+                if changes {
+                    if self.mode == Mode::Write {
+                        self.first.store(word_index, want)?;
+                    }
+                    self.report.words_written += 1;
+                }
+            }
+            debug_assert!(
+                planned_blocks.next().is_none(),
+                "every planned block placed"
+            );
         }
-        let mut kinds = kind_of(h) ^ kind_of(w);
-        if lengths_of(h) != lengths_of(w) {
-            kinds |= plan.long_kinds_in(slot);
+        Ok(self.report)
+    }
+
+    /// The value `slot` gets (now `current`), writing its block when it needs one, and whether
+    /// the slot's value changes (or, in a check, would). A difference in the entries the slot
+    /// leads to is counted by kind either way.
+    fn settle(
+        &mut self,
+        slot: u32,
+        current: u16,
+        planned: u16,
+        block: Option<&Block>,
+    ) -> Result<(u16, bool), IndexError> {
+        let want = block.copied().unwrap_or_else(|| filled(kind_of(planned)));
+        let have = self.entries(current)?;
+        let kinds = have.map_or(0, |have| kinds_between(&have, &want));
+        let (value, changes) = match block {
+            None => (planned, current != planned),
+            Some(block) => match self.owned(slot, current) {
+                Some(number) => {
+                    self.rewrite(number, have.as_ref(), block)?;
+                    (current, false)
+                }
+                None if current == TRIE
+                    && (self.mode == Mode::CheckOnly || self.free.is_empty()) =>
+                {
+                    self.report.on_trie += 1;
+                    (TRIE, false)
+                }
+                // Another slot's block, or no block yet: this slot needs one of its own.
+                None if self.mode == Mode::CheckOnly => (current, true),
+                None => match self.free.pop() {
+                    Some(number) => {
+                        self.rewrite(number, None, block)?;
+                        self.owner[number as usize] = slot;
+                        (block_slot(number), true)
+                    }
+                    None => {
+                        self.report.on_trie += 1;
+                        (TRIE, true)
+                    }
+                },
+            },
+        };
+        if changes || kinds != 0 {
+            self.report.count(kinds);
         }
-        report.count(kinds);
+        Ok((value, changes))
+    }
+
+    /// The block `current` names when it belongs to `slot`.
+    fn owned(&self, slot: u32, current: u16) -> Option<u32> {
+        (is_indirect(current) && current != TRIE && self.owner[block_of(current) as usize] == slot)
+            .then(|| block_of(current))
+    }
+
+    /// What a packet finds for each address of a /24 whose slot holds `value` (None: the trie
+    /// answers, which is right by construction).
+    fn entries(&mut self, value: u16) -> Result<Option<Block>, IndexError> {
+        if !is_indirect(value) {
+            return Ok(Some(filled(kind_of(value))));
+        }
+        if value == TRIE {
+            return Ok(None);
+        }
+        let mut block = [0u64; WORDS_PER_BLOCK as usize];
+        let base = block_of(value) * WORDS_PER_BLOCK;
+        for (n, word) in block.iter_mut().enumerate() {
+            *word = self.second.load(base + n as u32)?;
+        }
+        Ok(Some(block))
+    }
+
+    /// Writes the elements of block `number` that differ from `want` (all when `have` is None).
+    fn rewrite(
+        &mut self,
+        number: u32,
+        have: Option<&Block>,
+        want: &Block,
+    ) -> Result<(), IndexError> {
+        let base = number * WORDS_PER_BLOCK;
+        for (n, word) in want.iter().enumerate() {
+            if have.is_some_and(|have| have[n] == *word) {
+                continue;
+            }
+            if self.mode == Mode::Write {
+                self.second.store(base + n as u32, *word)?;
+            }
+            self.report.block_words_written += 1;
+        }
+        Ok(())
     }
 }
 
-fn check_shape(index: &MapData) -> Result<(), IndexError> {
-    let map = names::SOURCE_INDEX_V4;
-    let info = index
-        .info()
-        .map_err(|source| IndexError::Map { map, source })?;
-    if info.max_entries() != WORDS || info.value_size() != 8 {
-        return Err(IndexError::Shape {
+/// A block whose every address has `kind`.
+fn filled(kind: u32) -> Block {
+    [u64::from(kind) * 0x5555_5555_5555_5555; WORDS_PER_BLOCK as usize]
+}
+
+/// The kind bits that differ for at least one address between two blocks.
+fn kinds_between(a: &Block, b: &Block) -> u32 {
+    let mut x = a.iter().zip(b).fold(0, |x, (a, b)| x | (a ^ b));
+    for shift in [32, 16, 8, 4, 2] {
+        x |= x >> shift;
+    }
+    (x & 0b11) as u32
+}
+
+/// The first-level slot of `addr` (host order) in the index map (for tests and tools).
+pub fn slot(index: &MapData, addr: u32) -> Result<u16, IndexError> {
+    let slot = crate::index::slot_of(addr);
+    let mut first = MappedArray::new(index, names::SOURCE_INDEX_V4, WORDS, WINDOW_WORDS)?;
+    Ok(slot_in(first.load(crate::index::word_of(slot))?, slot))
+}
+
+fn mapped<'a>(
+    index: &'a MapData,
+    blocks: &'a MapData,
+) -> Result<(MappedArray<'a>, MappedArray<'a>), IndexError> {
+    Ok((
+        MappedArray::new(index, names::SOURCE_INDEX_V4, WORDS, WINDOW_WORDS)?,
+        MappedArray::new(blocks, names::SOURCE_BLOCKS_V4, BLOCK_WORDS, BLOCK_WORDS)?,
+    ))
+}
+
+/// An mmapable array map seen through one shared mapping of `window_words` elements at a
+/// time, so the agent's resident memory never holds more than one window of it.
+struct MappedArray<'a> {
+    data: &'a MapData,
+    map: &'static str,
+    len: u32,
+    window_words: u32,
+    window: Option<(u32, Window)>,
+}
+
+impl<'a> MappedArray<'a> {
+    fn new(
+        data: &'a MapData,
+        map: &'static str,
+        len: u32,
+        window_words: u32,
+    ) -> Result<Self, IndexError> {
+        let info = data
+            .info()
+            .map_err(|source| IndexError::Map { map, source })?;
+        if info.max_entries() != len || info.value_size() != 8 {
+            return Err(IndexError::Shape {
+                map,
+                max_entries: info.max_entries(),
+                value_size: info.value_size(),
+                wanted: len,
+            });
+        }
+        Ok(MappedArray {
+            data,
             map,
-            max_entries: info.max_entries(),
-            value_size: info.value_size(),
-        });
+            len,
+            window_words,
+            window: None,
+        })
     }
-    Ok(())
+
+    fn at(&mut self, index: u32) -> Result<&AtomicU64, IndexError> {
+        if index >= self.len {
+            return Err(IndexError::Range {
+                map: self.map,
+                index,
+            });
+        }
+        let base = index - index % self.window_words;
+        if self.window.as_ref().is_none_or(|(b, _)| *b != base) {
+            self.window = None;
+            self.window = Some((
+                base,
+                Window::map(self.data, self.map, base, self.window_words)?,
+            ));
+        }
+        let (base, window) = self.window.as_ref().ok_or(IndexError::Range {
+            map: self.map,
+            index,
+        })?;
+        Ok(window.atomic((index - base) as usize))
+    }
 }
 
-/// `WINDOW_WORDS` elements of the index array mapped into our memory; unmapped on drop, so
-/// the agent's resident memory never holds more than one window of the 32 MiB array.
+impl Words for MappedArray<'_> {
+    fn load(&mut self, index: u32) -> Result<u64, IndexError> {
+        Ok(self.at(index)?.load(Ordering::Relaxed))
+    }
+
+    fn store(&mut self, index: u32, word: u64) -> Result<(), IndexError> {
+        self.at(index)?.store(word, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// `len` elements of an array map, from `first_word`, mapped into our memory; unmapped on drop.
 struct Window {
     words: *mut u64,
     len: usize,
 }
 
 impl Window {
-    fn map(index: &MapData, first_word: u32) -> Result<Window, IndexError> {
-        let len = WINDOW_WORDS as usize * 8;
+    fn map(
+        data: &MapData,
+        map: &'static str,
+        first_word: u32,
+        len: u32,
+    ) -> Result<Window, IndexError> {
+        let bytes = len as usize * 8;
         let offset = libc::off_t::from(first_word) * 8;
-        let fd = index.fd().as_fd().as_raw_fd();
+        let fd = data.fd().as_fd().as_raw_fd();
         // SAFETY: a fresh shared mapping of a map we hold open; its size was checked against
-        // the window and the array's length is a multiple of the window.
+        // the array's, which is a multiple of the window.
         let words = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd,
@@ -302,44 +466,28 @@ impl Window {
         };
         if words == libc::MAP_FAILED {
             return Err(IndexError::Mmap {
-                map: names::SOURCE_INDEX_V4,
+                map,
                 source: std::io::Error::last_os_error(),
             });
         }
         Ok(Window {
             words: words.cast(),
-            len,
+            len: len as usize,
         })
     }
 
     fn atomic(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset < self.len / 8, "index window offset {offset}");
+        assert!(offset < self.len, "index window offset {offset}");
         // SAFETY: in bounds (checked), 8-byte aligned (page-aligned mapping), and only ever
         // accessed atomically from this side; the kernel reads it with aligned 8-byte loads.
         unsafe { AtomicU64::from_ptr(self.words.add(offset)) }
-    }
-
-    /// The whole window, for a quick comparison. Only this process writes the array (the
-    /// dataplane reads it), and a word changed by someone else during the comparison is
-    /// caught word by word afterwards or by the next check.
-    fn words(&self) -> &[u64] {
-        // SAFETY: the mapping is `len` bytes, 8-byte aligned, and lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.words, self.len / 8) }
-    }
-
-    fn load(&self, offset: usize) -> u64 {
-        self.atomic(offset).load(Ordering::Relaxed)
-    }
-
-    fn store(&self, offset: usize, word: u64) {
-        self.atomic(offset).store(word, Ordering::Release);
     }
 }
 
 impl Drop for Window {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping created in `map`.
-        unsafe { libc::munmap(self.words.cast(), self.len) };
+        unsafe { libc::munmap(self.words.cast(), self.len * 8) };
     }
 }
 
@@ -359,18 +507,6 @@ pub fn flags(sources_v6: bool, destinations_v4: bool, destinations_v6: bool) -> 
     flags
 }
 
-/// Reads every word of the index (for tests and tools): one window at a time.
-pub fn read_words(index: &MapData, first_word: u32, count: u32) -> Result<Vec<u64>, IndexError> {
-    check_shape(index)?;
-    let count = count.min(WORDS.saturating_sub(first_word));
-    let mut out = Vec::with_capacity(count as usize);
-    let mut word = first_word;
-    while word < first_word + count {
-        let base = word - word % WINDOW_WORDS;
-        let window = Window::map(index, base)?;
-        let end = (first_word + count).min(base + WINDOW_WORDS);
-        out.extend((word..end).map(|w| window.load((w - base) as usize)));
-        word = end;
-    }
-    Ok(out)
-}
+#[cfg(test)]
+#[path = "index_sync_tests.rs"]
+mod tests;

@@ -42,8 +42,13 @@ pub mod names {
     pub const DESTINATIONS_V6: &str = "EGRESS_DESTS_V6";
     /// One slot per IPv4 /24 (see `index`): what the dataplane reads instead of SOURCES_V4.
     pub const SOURCE_INDEX_V4: &str = "EGRESS_SOURCE_INDEX_V4";
-    /// IPv4 source prefixes /25../32 of the index, keyed by `index::LongKey`.
-    pub const SOURCE_LONG_V4: &str = "EGRESS_SOURCE_LONG_V4";
+    /// The index's second level: 256 entries for each /24 that holds longer prefixes.
+    pub const SOURCE_BLOCKS_V4: &str = "EGRESS_SOURCE_BLOCKS_V4";
+    /// Pins of earlier versions that nothing reads any more; the agent removes them.
+    pub const RETIRED: [&str; 1] = [
+        // The long-prefix hash of the one-level index (before the two-level layout).
+        "EGRESS_SOURCE_LONG_V4",
+    ];
     pub const SUBSCRIBERS: &str = "EGRESS_SUBSCRIBERS";
     pub const EVENTS: &str = "EGRESS_EVENTS";
     /// Read-only global holding the blocked-port bitmap, set at load time.

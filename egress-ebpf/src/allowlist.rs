@@ -1,15 +1,15 @@
 //! Allowlist lookups: which relay/exempt prefix holds a source, whether a destination is allowed.
 //!
 //! IPv4 sources, the lookup every blocked packet pays for, go through the source index (one
-//! array load, plus a hash probe per long prefix length present in the /24) once the agent
-//! says it is complete; the tries answer otherwise. A lookup in a list the agent says is
+//! array load, and a second one for a /24 that holds longer prefixes) once the agent says it
+//! is complete; the tries answer otherwise. A lookup in a list the agent says is
 //! empty is skipped.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use egress_common::{Family, SmtpPacket, config::allowlist_flags, index};
 
 use crate::maps::{
-    DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_INDEX_V4, SOURCE_LONG_V4, SOURCES_V4, SOURCES_V6,
+    DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_INDEX_V4, SOURCES_V4, SOURCES_V6,
 };
 
 /// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
@@ -20,10 +20,7 @@ pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
         Family::Ipv4 if flags & allowlist_flags::SOURCES_V4_INDEXED != 0 => {
             indexed_source_kind(packet.source_v4())
         }
-        Family::Ipv4 => SOURCES_V4
-            .get(Key::new(32, packet.source_v4().to_be_bytes()))
-            .copied()
-            .unwrap_or(0),
+        Family::Ipv4 => trie_source_kind(packet.source_v4()),
         Family::Ipv6 if flags & allowlist_flags::SOURCES_V6_EMPTY != 0 => 0,
         Family::Ipv6 => SOURCES_V6
             .get(Key::new(128, packet.source))
@@ -47,14 +44,23 @@ pub fn destination_allowed(packet: &SmtpPacket, flags: u32) -> bool {
 }
 
 #[inline(always)]
+fn trie_source_kind(addr: u32) -> u32 {
+    SOURCES_V4
+        .get(Key::new(32, addr.to_be_bytes()))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[inline(always)]
 fn indexed_source_kind(addr: u32) -> u32 {
     let slot = index::slot_of(addr);
     let Some(word) = SOURCE_INDEX_V4.get(index::word_of(slot)) else {
         return 0;
     };
-    let value = index::slot_in(*word, slot);
-    // SAFETY: hash map values are plain u32s that live while the program runs.
-    index::lookup(value, addr, |key| {
-        unsafe { SOURCE_LONG_V4.get(key) }.copied()
-    })
+    index::lookup(
+        index::slot_in(*word, slot),
+        addr,
+        |element| SOURCE_BLOCKS_V4.get(element).copied(),
+        || trie_source_kind(addr),
+    )
 }

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
@@ -31,10 +31,10 @@ pub static SOURCES_V4: LpmTrie<[u8; 4], u32> =
 #[map(name = "EGRESS_SOURCE_INDEX_V4")]
 pub static SOURCE_INDEX_V4: Array<u64> = Array::with_max_entries(index::WORDS, BPF_F_MMAPABLE);
 
-/// IPv4 source prefixes /25../32 of the index: masked prefix -> `allow_kind` bits.
-#[map(name = "EGRESS_SOURCE_LONG_V4")]
-pub static SOURCE_LONG_V4: HashMap<index::LongKey, u32> =
-    HashMap::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
+/// The index's second level: 8 elements (256 two-bit entries) per block, 2 MiB.
+#[map(name = "EGRESS_SOURCE_BLOCKS_V4")]
+pub static SOURCE_BLOCKS_V4: Array<u64> =
+    Array::with_max_entries(index::BLOCK_WORDS, BPF_F_MMAPABLE);
 
 #[map(name = "EGRESS_SOURCES_V6")]
 pub static SOURCES_V6: LpmTrie<[u8; 16], u32> =

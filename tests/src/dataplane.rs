@@ -19,10 +19,7 @@ use aya::{
 };
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
-    allow_kind,
-    config::ipv6_mask,
-    index_sync::{self, LongMap},
-    names,
+    allow_kind, config::ipv6_mask, index_sync, names,
 };
 use ipnet::IpNet;
 
@@ -172,6 +169,7 @@ pub struct Dataplane {
     events: RingBuf<MapData>,
     /// Taken out of `ebpf` so it can be mapped while the long-prefix map is borrowed.
     source_index: MapData,
+    source_blocks: MapData,
     /// The policy `apply` wrote last (the programs never change it).
     applied: Option<Policy>,
 }
@@ -198,14 +196,17 @@ impl Dataplane {
             .map(RingBuf::try_from)
             .expect("object has the events map")
             .expect("events map is a ring buffer");
-        let source_index = match ebpf.take_map(names::SOURCE_INDEX_V4) {
+        let mut array = |name| match ebpf.take_map(name) {
             Some(aya::maps::Map::Array(data)) => data,
-            other => panic!("{} is not an array map: {other:?}", names::SOURCE_INDEX_V4),
+            other => panic!("{name} is not an array map: {other:?}"),
         };
+        let source_index = array(names::SOURCE_INDEX_V4);
+        let source_blocks = array(names::SOURCE_BLOCKS_V4);
         let mut dataplane = Dataplane {
             ebpf,
             events,
             source_index,
+            source_blocks,
             applied: None,
         };
         dataplane.apply(&Policy::default());
@@ -245,13 +246,8 @@ impl Dataplane {
         for name in [names::SOURCES_V6, names::DESTINATIONS_V6] {
             replace_prefixes::<[u8; 16]>(self.map_mut(name), &policy.allow, name);
         }
-        let long = self
-            .ebpf
-            .map_mut(names::SOURCE_LONG_V4)
-            .expect("the eBPF object has the long-prefix map");
-        let mut long: LongMap<&mut MapData> =
-            LongMap::try_from(long).expect("the long-prefix map is a hash map");
-        index_sync::sync(&self.source_index, &mut long, &policy.source_index_plan())
+        let plan = policy.source_index_plan();
+        index_sync::sync(&self.source_index, &self.source_blocks, &plan)
             .unwrap_or_else(|err| panic!("filling the IPv4 source index: {err}"));
         self.write_config(&DataplaneConfig {
             allowlist_flags: policy.allowlist_flags(),
@@ -265,8 +261,10 @@ impl Dataplane {
     }
 
     /// The IPv4 source index array, to read or corrupt it in tests.
-    pub fn source_index(&self) -> &MapData {
-        &self.source_index
+    /// The IPv4 source index's first-level slot for `addr`.
+    pub fn index_slot(&self, addr: [u8; 4]) -> u16 {
+        index_sync::slot(&self.source_index, u32::from_be_bytes(addr))
+            .unwrap_or_else(|err| panic!("reading the IPv4 source index: {err}"))
     }
 
     /// Runs one frame through a program and returns its verdict.

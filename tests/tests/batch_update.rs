@@ -1,12 +1,12 @@
 //! `egress_common::batch` against the real kernel, on the map types the agent uses it for (an
-//! LPM trie as the allowlists, a hash as the IPv4 index's long prefixes): every entry of an
+//! LPM trie as the allowlists, a hash as the subscriber and inbound tables): every entry of an
 //! update lands and reads back whole, and a map that fills up mid-batch reports exactly how
 //! many went in.
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use aya::maps::lpm_trie::Key;
-use egress_common::{batch, index::LongKey};
+use egress_common::batch;
 
 const MAP_TYPE_HASH: u32 = 1;
 const MAP_TYPE_LPM_TRIE: u32 = 11;
@@ -57,8 +57,8 @@ fn every_entry_of_a_multi_batch_update_lands_in_a_trie_and_a_hash() {
     }
 
     let hash = create(MAP_TYPE_HASH, 8, 4, count, NO_PREALLOC);
-    let long: Vec<LongKey> = (0..count)
-        .map(|n| LongKey {
+    let long: Vec<HashKey> = (0..count)
+        .map(|n| HashKey {
             prefix_len: 32,
             addr: (0x6440_0000 + n).to_be_bytes(),
         })
@@ -68,13 +68,21 @@ fn every_entry_of_a_multi_batch_update_lands_in_a_trie_and_a_hash() {
         assert_eq!(lookup::<_, u32>(&hash, &long[n as usize]), Some(n % 3 + 1));
     }
     let mut total = 0u64;
-    let read = batch::lookup_all(hash.as_fd(), |key: &LongKey, value: &u32| {
+    let read = batch::lookup_all(hash.as_fd(), |key: &HashKey, value: &u32| {
         let n = u32::from_be_bytes(key.addr) - 0x6440_0000;
         assert_eq!(*value, n % 3 + 1, "{key:?}");
         total += 1;
     })
     .expect("batch lookup of a hash");
     assert_eq!((read, total), (u64::from(count), u64::from(count)));
+}
+
+/// A hash key of eight bytes, as the tests write and read it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct HashKey {
+    prefix_len: u32,
+    addr: [u8; 4],
 }
 
 /// The trie key as the kernel lays it out, with `Default` for the batch buffers.

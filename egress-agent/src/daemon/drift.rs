@@ -148,7 +148,7 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
         Ok(report) if report.changed() => {
             tracing::warn!(
                 words = report.words_written,
-                long_entries = report.long_written + report.long_removed,
+                block_words = report.block_words_written,
                 "IPv4 source index was changed outside the agent"
             );
             found.relay += report.relay;

@@ -22,10 +22,9 @@ pub const ALLOWLIST_MAPS: [&str; 4] = [
     names::DESTINATIONS_V6,
 ];
 
-/// Maps created with `allowlist_capacity()` entries: the tries, and the IPv4 source index's
-/// long-prefix hash (which holds a subset of `SOURCES_V4`, so it never fills first).
+/// Maps created with `allowlist_capacity()` entries: the tries.
 pub fn sized_by_capacity() -> impl Iterator<Item = &'static str> {
-    ALLOWLIST_MAPS.into_iter().chain([names::SOURCE_LONG_V4])
+    ALLOWLIST_MAPS.into_iter()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -80,6 +80,20 @@ fn mismatch(spec: &MapSpec, info: &MapInfo) -> Option<String> {
         .map(|(what, want, have)| format!("{what} is {have}, the program needs {want}"))
 }
 
+/// Removes the pins of maps that earlier versions had and this one has not. A program of such
+/// a version still attached keeps its own reference; the map goes when that program does.
+pub fn remove_retired(pins: &PinLayout) -> Result<(), LayoutError> {
+    for name in names::RETIRED {
+        let path = pins.map(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(map = name, pin = %path.display(), "retired map pin removed"),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(LayoutError::Remove { path, source }),
+        }
+    }
+    Ok(())
+}
+
 /// Removes every pinned map that does not fit; returns the names of the removed maps.
 pub fn remove_incompatible(
     pins: &PinLayout,

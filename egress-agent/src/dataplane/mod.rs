@@ -104,6 +104,7 @@ impl Dataplane {
             }
         }
         layout::remove_incompatible(&pins, &specs)?;
+        layout::remove_retired(&pins)?;
 
         let ports = settings
             .blocked_ports

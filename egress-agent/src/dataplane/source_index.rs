@@ -5,10 +5,11 @@
 //! map's `SOURCES_V4_INDEXED` flag is set. A failed sync clears that flag, so packets fall
 //! back to the (correct) trie rather than to a half-written index.
 
-use aya::maps::{Array, HashMap, MapData};
+use aya::maps::{Array, MapData};
 use egress_common::{
     DataplaneConfig,
     config::allowlist_flags,
+    index,
     index_plan::{Plan, SourcePrefix},
     index_sync::{self, SyncReport},
     names,
@@ -36,12 +37,20 @@ pub fn plan(sources: &MapContents) -> Plan {
 /// Makes the pinned index hold what `sources` says; sets `SOURCES_V4_INDEXED` once it does.
 /// Returns what had to change (in a drift check: what someone else changed).
 pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsError> {
-    let index = MapData::from_pin(pins.map(names::SOURCE_INDEX_V4))
-        .map_err(map_error(pins, names::SOURCE_INDEX_V4))?;
-    let mut long: HashMap<MapData, _, u32> = HashMap::try_from(open(pins, names::SOURCE_LONG_V4)?)
-        .map_err(map_error(pins, names::SOURCE_LONG_V4))?;
-    match index_sync::sync(&index, &mut long, &plan(sources)) {
+    let (index, blocks) = open_index(pins)?;
+    // A program of an earlier version may still be attached: send it to the trie before the
+    // index changes under it.
+    update_flags(pins, 0, allowlist_flags::SOURCES_V4_ONE_LEVEL_INDEXED)?;
+    match index_sync::sync(&index, &blocks, &plan(sources)) {
         Ok(report) => {
+            if report.on_trie > 0 {
+                tracing::warn!(
+                    slots = report.on_trie,
+                    blocks = index::BLOCKS,
+                    "more /24s hold prefixes longer than /24 than the IPv4 source index has \
+                     blocks for; sources there are looked up in the trie"
+                );
+            }
             update_flags(pins, allowlist_flags::SOURCES_V4_INDEXED, 0)?;
             Ok(report)
         }
@@ -56,11 +65,16 @@ pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsE
 
 /// What [`sync`] would change, changing nothing (the drift check, beside the daemon).
 pub fn check(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsError> {
-    let index = MapData::from_pin(pins.map(names::SOURCE_INDEX_V4))
-        .map_err(map_error(pins, names::SOURCE_INDEX_V4))?;
-    let mut long: HashMap<MapData, _, u32> = HashMap::try_from(open(pins, names::SOURCE_LONG_V4)?)
-        .map_err(map_error(pins, names::SOURCE_LONG_V4))?;
-    index_sync::check(&index, &mut long, &plan(sources)).map_err(MapsError::Index)
+    let (index, blocks) = open_index(pins)?;
+    index_sync::check(&index, &blocks, &plan(sources)).map_err(MapsError::Index)
+}
+
+fn open_index(pins: &PinLayout) -> Result<(MapData, MapData), MapsError> {
+    let pinned = |name| MapData::from_pin(pins.map(name)).map_err(map_error(pins, name));
+    Ok((
+        pinned(names::SOURCE_INDEX_V4)?,
+        pinned(names::SOURCE_BLOCKS_V4)?,
+    ))
 }
 
 /// Which families of `direction` the desired state has entries for (v4, v6).

@@ -20,8 +20,7 @@ use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
     config::ipv6_mask,
     index_plan::{Plan, SourcePrefix},
-    index_sync::{self, LongMap},
-    names,
+    index_sync, names,
 };
 
 use super::frames;
@@ -30,6 +29,7 @@ pub struct Dataplane {
     pub ebpf: Ebpf,
     events: RingBuf<MapData>,
     source_index: MapData,
+    source_blocks: MapData,
     /// Every IPv4 source prefix in the trie, for the index.
     sources_v4: Vec<SourcePrefix>,
     /// Prefixes per family currently in the source allowlists (relays included).
@@ -65,14 +65,17 @@ impl Dataplane {
             ebpf.take_map(names::EVENTS)
                 .ok_or_else(|| anyhow!("no map {}", names::EVENTS))?,
         )?;
-        let source_index = match ebpf.take_map(names::SOURCE_INDEX_V4) {
-            Some(aya::maps::Map::Array(data)) => data,
-            _ => return Err(anyhow!("no array map {}", names::SOURCE_INDEX_V4)),
+        let mut array = |name| match ebpf.take_map(name) {
+            Some(aya::maps::Map::Array(data)) => Ok(data),
+            _ => Err(anyhow!("no array map {name}")),
         };
+        let source_index = array(names::SOURCE_INDEX_V4)?;
+        let source_blocks = array(names::SOURCE_BLOCKS_V4)?;
         let mut dataplane = Dataplane {
             ebpf,
             events,
             source_index,
+            source_blocks,
             sources_v4: Vec::new(),
             prefixes: 0,
         };
@@ -119,9 +122,7 @@ impl Dataplane {
     /// allowlist change, and lets the dataplane use it (IPv6 sources are never empty here).
     pub fn sync_source_index(&mut self) -> Result<()> {
         let plan = Plan::new(self.sources_v4.iter().copied());
-        let mut long: LongMap<&mut MapData> =
-            LongMap::try_from(map(&mut self.ebpf, names::SOURCE_LONG_V4)?)?;
-        index_sync::sync(&self.source_index, &mut long, &plan)
+        index_sync::sync(&self.source_index, &self.source_blocks, &plan)
             .context("filling the IPv4 source index")?;
         let mut config_map: Array<_, DataplaneConfig> =
             Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
