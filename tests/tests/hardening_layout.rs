@@ -1,5 +1,5 @@
-//! Program and map lifecycle: a pinned map with an incompatible layout is recreated (loudly)
-//! and the agent enforces; a reload that changes `blocked_ports` swaps the program in the
+//! Program and map lifecycle: a pinned map with an incompatible layout is recreated (loudly),
+//! the pin of a map earlier versions had is removed, and the agent enforces; a reload that changes `blocked_ports` swaps the program in the
 //! same link (no gap on port 25) and blocks the new port.
 use std::{thread::sleep, time::Duration};
 
@@ -41,8 +41,37 @@ fn incompatible_pinned_map_is_recreated() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The one-level index's long-prefix hash, as an earlier version pinned it.
+    let retired = maps.join(egress_common::names::RETIRED[0]);
+    let out = bpftool(&[
+        "map",
+        "create",
+        retired.to_str().expect("utf-8"),
+        "type",
+        "hash",
+        "key",
+        "8",
+        "value",
+        "4",
+        "entries",
+        "16",
+        "name",
+        "EGRESS_SOURCE_L",
+    ]);
+    assert!(
+        out.status.success(),
+        "bpftool map create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let agent = Agent::start(&lab, files);
     let log = agent.log_text();
+    assert!(!retired.exists(), "the retired pin is removed");
+    assert!(
+        log.contains("retired map pin removed"),
+        "and logged:
+{log}"
+    );
     assert!(
         log.contains("incompatible layout") && log.contains("EGRESS_CONFIG"),
         "the log says which map is recreated:\n{log}"

@@ -10,7 +10,7 @@
 //! The dataplane counters are read at every scrape either way.
 
 use std::{
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -30,11 +30,23 @@ pub struct Snapshot {
     pub took: Duration,
     /// The series cap it was taken with (a reload that changes it forces a fresh scan).
     max_series: usize,
+    /// The census's families as exposition text, encoded by the first scrape that shows it:
+    /// the scrapes after it serve the same census and only copy the text.
+    encoded: OnceLock<String>,
 }
 
 impl Snapshot {
     pub fn age(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// The census's families as text, encoded once per snapshot by `encode`.
+    pub fn encoded<E>(&self, encode: impl FnOnce(&Census) -> Result<String, E>) -> Result<&str, E> {
+        if let Some(text) = self.encoded.get() {
+            return Ok(text);
+        }
+        let text = encode(&self.census)?;
+        Ok(self.encoded.get_or_init(|| text))
     }
 }
 
@@ -122,5 +134,6 @@ fn scan(ctx: &TelemetryContext, max_series: usize) -> Result<Snapshot, Telemetry
         started,
         took: started.elapsed(),
         max_series,
+        encoded: OnceLock::new(),
     })
 }

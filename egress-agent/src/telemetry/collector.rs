@@ -31,35 +31,72 @@ const OTHER_DROPS: [(Counter, &str); 3] = [
     (Counter::Ipv6Chain, "ipv6_chain"),
 ];
 
-/// The whole exposition as text, read now.
+/// The whole exposition as text, read now. The subscriber families' text is encoded once
+/// per census (a million subscribers' census is reused by several scrapes).
 pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
-    exposition::encode(&families(ctx)?).map_err(|err| TelemetryError::Encode(err.to_string()))
+    let encode = |families: &[MetricFamily]| {
+        exposition::encode(families).map_err(|err| TelemetryError::Encode(err.to_string()))
+    };
+    let read = Read::now(ctx)?;
+    let subscribers = read.snapshot.encoded(|census| {
+        let mut out = Exposition::new();
+        write_subscribers(&mut out, census);
+        encode(&out.finish())
+    })?;
+    let mut text = encode(&read.before.finish())?;
+    text.push_str(subscribers);
+    text.push_str(&encode(&read.after.finish())?);
+    Ok(text)
 }
 
 /// Every metric family, read now. The subscriber families come from one streamed pass over
 /// the subscriber map that keeps only the bounded top and the suspected bots.
 pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryError> {
-    let status = read(&ctx.status).clone();
-    let snapshot = ctx.census.current(ctx)?;
-    let counters = pinned::counters(&ctx.pins)?;
-
+    let read = Read::now(ctx)?;
+    let mut families = read.before.finish();
     let mut out = Exposition::new();
-    write_dataplane_counters(&mut out, &counters);
-    if let Err(err) = crate::inbound::metrics::write(&mut out, &ctx.pins) {
-        tracing::warn!(%err, "cannot read the inbound maps for /metrics");
+    write_subscribers(&mut out, &read.snapshot.census);
+    families.extend(out.finish());
+    families.extend(read.after.finish());
+    Ok(families)
+}
+
+/// One scrape's reading: the families before the subscriber census's, the census, and the
+/// families after it.
+struct Read {
+    before: Exposition,
+    snapshot: std::sync::Arc<Snapshot>,
+    after: Exposition,
+}
+
+impl Read {
+    fn now(ctx: &TelemetryContext) -> Result<Read, TelemetryError> {
+        let status = read(&ctx.status).clone();
+        let snapshot = ctx.census.current(ctx)?;
+        let counters = pinned::counters(&ctx.pins)?;
+
+        let mut before = Exposition::new();
+        write_dataplane_counters(&mut before, &counters);
+        if let Err(err) = crate::inbound::metrics::write(&mut before, &ctx.pins) {
+            tracing::warn!(%err, "cannot read the inbound maps for /metrics");
+        }
+        let mut after = Exposition::new();
+        write_census(&mut after, &snapshot);
+        write_agent(&mut after, &status, &counters);
+        program_stats::write(&mut after, &ctx.pins);
+        if let Some(fleet) = &status.fleet {
+            crate::fleet::metrics::write(&mut after, fleet);
+        }
+        crate::audit::report::write_metrics(&mut after, read(&ctx.audit).as_ref());
+        if let Some(trace) = &ctx.traceability {
+            trace.write_metrics(&mut after);
+        }
+        Ok(Read {
+            before,
+            snapshot,
+            after,
+        })
     }
-    write_subscribers(&mut out, &snapshot.census);
-    write_census(&mut out, &snapshot);
-    write_agent(&mut out, &status, &counters);
-    program_stats::write(&mut out, &ctx.pins);
-    if let Some(fleet) = &status.fleet {
-        crate::fleet::metrics::write(&mut out, fleet);
-    }
-    crate::audit::report::write_metrics(&mut out, read(&ctx.audit).as_ref());
-    if let Some(trace) = &ctx.traceability {
-        trace.write_metrics(&mut out);
-    }
-    Ok(out.finish())
 }
 
 /// The agent's families as a `prometheus` [`Collector`](prometheus::core::Collector), for a
