@@ -166,36 +166,10 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{WORDS, block_slot, lookup, slot_in, word_of};
-
-    /// A deterministic xorshift generator, so failures reproduce.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
-    fn oracle(prefixes: &[SourcePrefix], addr: u32) -> u32 {
-        let mut best: Option<(u8, u32)> = None;
-        for p in prefixes {
-            let m = mask(u32::from(p.len));
-            if addr & m == p.addr & m {
-                match &mut best {
-                    Some((len, kind)) if *len == p.len => *kind |= p.kind,
-                    Some((len, _)) if *len > p.len => {}
-                    _ => best = Some((p.len, p.kind)),
-                }
-            }
-        }
-        best.map_or(0, |(_, kind)| kind)
-    }
+    use crate::{
+        index::{WORDS, block_slot, lookup, slot_in, word_of},
+        index_oracle::{Rng, oracle},
+    };
 
     /// The index for `prefixes`, blocks numbered in slot order.
     fn build(prefixes: &[SourcePrefix]) -> (Vec<u64>, Vec<u64>) {

@@ -13,6 +13,8 @@ pub mod counters;
 pub mod event;
 pub mod inbound;
 pub mod index;
+#[cfg(all(test, feature = "user"))]
+mod index_oracle;
 #[cfg(feature = "user")]
 pub mod index_plan;
 #[cfg(feature = "user")]

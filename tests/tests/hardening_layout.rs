@@ -10,6 +10,32 @@ use tests::agent::{
     wait_for,
 };
 
+/// Creates and pins a map with `bpftool`, as another program or an earlier version would.
+fn pin_map(path: &std::path::Path, kind: &str, key: u32, value: u32, entries: u32, name: &str) {
+    let (key, value, entries) = (key.to_string(), value.to_string(), entries.to_string());
+    let out = bpftool(&[
+        "map",
+        "create",
+        path.to_str().expect("utf-8"),
+        "type",
+        kind,
+        "key",
+        &key,
+        "value",
+        &value,
+        "entries",
+        &entries,
+        "name",
+        name,
+    ]);
+    assert!(
+        out.status.success(),
+        "bpftool map create {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn incompatible_pinned_map_is_recreated() {
     let lab = Lab::new();
@@ -20,49 +46,11 @@ fn incompatible_pinned_map_is_recreated() {
     std::fs::create_dir_all(&maps).expect("create the pin directory on bpffs");
     // The dataplane config map is a 1-entry array of DataplaneConfig; this one has 8-byte values.
     let wrong = maps.join("EGRESS_CONFIG");
-    let out = bpftool(&[
-        "map",
-        "create",
-        wrong.to_str().expect("utf-8"),
-        "type",
-        "array",
-        "key",
-        "4",
-        "value",
-        "8",
-        "entries",
-        "1",
-        "name",
-        "EGRESS_CONFIG",
-    ]);
-    assert!(
-        out.status.success(),
-        "bpftool map create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pin_map(&wrong, "array", 4, 8, 1, "EGRESS_CONFIG");
 
     // The one-level index's long-prefix hash, as an earlier version pinned it.
     let retired = maps.join(egress_common::names::RETIRED[0]);
-    let out = bpftool(&[
-        "map",
-        "create",
-        retired.to_str().expect("utf-8"),
-        "type",
-        "hash",
-        "key",
-        "8",
-        "value",
-        "4",
-        "entries",
-        "16",
-        "name",
-        "EGRESS_SOURCE_L",
-    ]);
-    assert!(
-        out.status.success(),
-        "bpftool map create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pin_map(&retired, "hash", 8, 4, 16, "EGRESS_SOURCE_L");
 
     let agent = Agent::start(&lab, files);
     let log = agent.log_text();
