@@ -1,6 +1,8 @@
 //! Filling the allowlists of a loaded object as the agent does: the tries, then the IPv4
 //! source index (with `egress_common::index_sync`, the agent's own code) and the lookup flags.
 
+use std::collections::BTreeMap;
+
 use aya::maps::{LpmTrie, MapData, lpm_trie::Key};
 use egress_common::{
     allow_kind,
@@ -48,7 +50,8 @@ pub(super) fn replace_prefixes<K: aya::Pod + AddressBytes>(
             .unwrap_or_else(|err| panic!("remove from {name}: {err}"));
     }
     let sources = name == names::SOURCES_V4 || name == names::SOURCES_V6;
-    let mut wanted: Vec<(Key<K>, u32)> = Vec::new();
+    // Merged in a map, not by scanning: some tables hold tens of thousands of prefixes.
+    let mut wanted: BTreeMap<(u32, Vec<u8>), (K, u32)> = BTreeMap::new();
     for entry in allow {
         let is_source_kind = entry.kind & allow_kind::DESTINATION == 0;
         let Some(bytes) = K::from_prefix(&entry.prefix) else {
@@ -58,16 +61,13 @@ pub(super) fn replace_prefixes<K: aya::Pod + AddressBytes>(
             continue;
         }
         let len = u32::from(entry.prefix.prefix_len());
-        match wanted
-            .iter_mut()
-            .find(|(k, _)| k.prefix_len() == len && k.data().bytes() == bytes.bytes())
-        {
-            Some((_, kind)) => *kind |= entry.kind,
-            None => wanted.push((Key::new(len, bytes), entry.kind)),
-        }
+        wanted
+            .entry((len, bytes.bytes().to_vec()))
+            .or_insert((bytes, 0))
+            .1 |= entry.kind;
     }
-    for (key, kind) in wanted {
-        map.insert(&key, kind, 0)
+    for ((len, _), (bytes, kind)) in wanted {
+        map.insert(&Key::new(len, bytes), kind, 0)
             .unwrap_or_else(|err| panic!("insert into {name}: {err}"));
     }
 }
