@@ -1,7 +1,8 @@
 //! A small network-namespace lab shared by the integration tests, `cargo xtask demo` and
 //! `cargo xtask bench`: namespaces deleted on drop (also on errors and panics), veth pairs with
 //! both ends inside lab namespaces (never a host interface), addresses, routes, running
-//! commands or closures inside a namespace, and the lab's servers (Postfix, knot).
+//! commands or closures inside a namespace, and the lab's servers (Postfix, knot, etcd, a
+//! webhook receiver).
 //!
 //! Everything returns [`LabError`]; the tests crate wraps it in panicking helpers.
 //!
@@ -22,6 +23,7 @@ pub mod etcd;
 pub mod knot;
 mod netns;
 pub mod postfix;
+pub mod webhook;
 
 pub use command::{Echo, describe};
 pub use netns::{EnteredNetns, Netns, address, route, veth, within};
@@ -62,6 +64,11 @@ pub enum LabError {
     #[error("{path}: {source}")]
     File {
         path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
         source: std::io::Error,
     },
     #[error("{what} {why}{}", with_log(.log))]

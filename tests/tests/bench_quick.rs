@@ -44,6 +44,7 @@ const CASES: &[&str] = &[
     "agent reload of 1k prefixes, one replaced (SIGHUP to effect)",
     "agent reload of 1k prefixes, one replaced: packets misjudged",
     "agent drift check of 1k allowlist entries",
+    "agent drift check of 1k entries: longest control-request wait",
     "inbound: non-SMTP (TCP/80 to the primary MX)",
     "inbound: SMTP SYN to an unprotected host",
     "inbound: SMTP SYN to the primary MX from a spam checker",

@@ -51,7 +51,7 @@ impl Features {
         let knot = knot::start(&lab.rtr, zones.path(), &Zones::correct().files());
         let etcd = Etcd::start(1);
         etcd.hub.attach(&lab.rtr, "fh0", "203.0.113.10/24");
-        let webhook = webhook::Receiver::start(&lab.rtr, "127.0.0.1:8089", b"dashboard");
+        let webhook = webhook::start(&lab.rtr, "127.0.0.1:8089", b"dashboard");
         Features {
             _knot: knot,
             _zones: zones,

@@ -11,7 +11,7 @@ use tests::{
     agent::{Agent, AgentFiles, Lab, SUBSCRIBER},
     alerting::{alertmanager, prometheus_with_rules},
     netns::in_netns,
-    webhook::Receiver,
+    webhook,
 };
 
 const METRICS: &str = "127.0.0.1:9725";
@@ -28,7 +28,7 @@ fn notify_alertmanager_routes_the_shipped_suspected_bot_alert_to_a_receiver() {
         ),
     );
     let agent = Agent::start(&lab, files);
-    let receiver = Receiver::start(&lab.rtr, "127.0.0.1:0", b"unused");
+    let receiver = webhook::start(&lab.rtr, "127.0.0.1:0", b"unused");
     let manager = alertmanager(&lab.rtr, &format!("http://{}/alerts", receiver.addr));
     let metrics: SocketAddr = METRICS.parse().expect("addr");
     let prometheus = prometheus_with_rules(&lab.rtr, metrics, manager.addr);

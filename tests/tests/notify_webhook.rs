@@ -13,7 +13,7 @@ use tests::{
     metrics::{http_get, value},
     netns::in_netns,
     radius::radclient_ok,
-    webhook::Receiver,
+    webhook,
 };
 
 const RADIUS_SECRET: &str = "radius-secret";
@@ -136,7 +136,7 @@ fn check_report(body: &str) -> serde_json::Value {
 #[test]
 fn notify_flagged_subscriber_report_reaches_the_webhook_signed_with_its_identity() {
     let lab = Lab::new();
-    let receiver = Receiver::start(&lab.rtr, "127.0.0.1:0", WEBHOOK_SECRET);
+    let receiver = webhook::start(&lab.rtr, "127.0.0.1:0", WEBHOOK_SECRET);
     let agent = start(&lab, &receiver.url());
     infect(&lab);
     wait_for("the report at the webhook", 60, || {
@@ -230,7 +230,7 @@ fn notify_report_survives_an_outage_and_kill_9_then_arrives_exactly_once() {
     assert_eq!(after[0]["report_id"], queued[0]["report_id"]);
     assert_eq!(after[0]["state"], "queued");
 
-    let receiver = Receiver::start(&lab.rtr, &format!("127.0.0.1:{port}"), WEBHOOK_SECRET);
+    let receiver = webhook::start(&lab.rtr, &format!("127.0.0.1:{port}"), WEBHOOK_SECRET);
     wait_for("the report once the receiver is back", 90, || {
         !receiver.deliveries().is_empty()
     });
@@ -253,7 +253,7 @@ fn notify_report_survives_an_outage_and_kill_9_then_arrives_exactly_once() {
 #[test]
 fn notify_a_restarted_agent_does_not_report_a_still_active_flag_again() {
     let lab = Lab::new();
-    let receiver = Receiver::start(&lab.rtr, "127.0.0.1:0", WEBHOOK_SECRET);
+    let receiver = webhook::start(&lab.rtr, "127.0.0.1:0", WEBHOOK_SECRET);
     let mut agent = start(&lab, &receiver.url());
     infect(&lab);
     wait_for("the report at the webhook", 60, || {

@@ -11,7 +11,6 @@ pub mod package;
 pub mod setup;
 pub mod test;
 pub mod vm;
-pub mod webhook;
 
 use std::{
     path::{Path, PathBuf},

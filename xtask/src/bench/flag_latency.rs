@@ -21,7 +21,7 @@ use super::{
     measure::Stats,
     report::{Row, Target},
 };
-use crate::webhook::Receiver;
+use egress_lab::webhook::Receiver;
 
 const RECEIVER: &str = "127.0.0.1:9726";
 const SECRET: &[u8] = b"bench-webhook-secret";

@@ -14,7 +14,7 @@ use super::{
     lab::{self, Lab},
     narrate::Narrator,
 };
-use crate::webhook::Receiver;
+use egress_lab::webhook::Receiver;
 
 const RADIUS_LISTEN: &str = "127.0.0.1:1813";
 const RADIUS_SECRET: &str = "demo-radius-secret";

@@ -1,7 +1,7 @@
-//! The abuse desk's webhook for the bench and the demo: accepts the agent's POSTs on a
-//! socket bound inside a lab namespace, verifies `X-Egress-Signature` (HMAC-SHA256 of the
-//! body, computed here, not by the agent's code), records each delivery with the moment it
-//! arrived and answers 200. Stops on drop.
+//! The abuse desk's webhook, for the tests, the demo and the bench: accepts POSTs on a socket
+//! bound inside a lab namespace, verifies `X-Egress-Signature` (HMAC-SHA256 of the body,
+//! computed here, not by the agent's code), records each delivery with its path and the moment
+//! it arrived, and answers 200. Stops on drop.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
@@ -14,14 +14,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, anyhow};
 use hmac::{KeyInit as _, Mac as _};
 
-use crate::netns::Netns;
+use crate::{LabError, Netns};
 
-/// One report as it arrived.
+/// One request as it arrived.
 #[derive(Clone, Debug)]
 pub struct Delivery {
+    pub path: String,
     pub received: Instant,
     pub body: String,
     pub signature_valid: bool,
@@ -36,13 +36,14 @@ pub struct Receiver {
 
 impl Receiver {
     /// Listens on `addr` (port 0: any free one) inside `netns`.
-    pub fn start(netns: &Netns, addr: &str, secret: &[u8]) -> Result<Receiver> {
-        let listener = netns
-            .within(|| TcpListener::bind(addr))
-            .map_err(|err| anyhow!("{err}"))?
-            .with_context(|| format!("binding the webhook receiver to {addr}"))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
+    pub fn start(netns: &Netns, addr: &str, secret: &[u8]) -> Result<Receiver, LabError> {
+        let io = |source| LabError::Io {
+            what: format!("the webhook receiver on {addr}"),
+            source,
+        };
+        let listener = netns.within(|| TcpListener::bind(addr))?.map_err(io)?;
+        listener.set_nonblocking(true).map_err(io)?;
+        let bound = listener.local_addr().map_err(io)?;
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen, stopping, key) = (Arc::clone(&deliveries), Arc::clone(&stop), secret.to_vec());
@@ -63,9 +64,10 @@ impl Receiver {
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
-            })?;
+            })
+            .map_err(io)?;
         Ok(Receiver {
-            addr,
+            addr: bound,
             deliveries,
             stop,
             thread: Some(thread),
@@ -95,8 +97,12 @@ impl Drop for Receiver {
 }
 
 /// `sha256=<hex>` of `body` under `key`, as the header carries it.
-fn signature(key: &[u8], body: &[u8]) -> Option<String> {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+pub fn expected_signature(key: &[u8], body: &[u8]) -> String {
+    // HMAC takes a key of any length.
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
     mac.update(body);
     let hex: String = mac
         .finalize()
@@ -104,7 +110,7 @@ fn signature(key: &[u8], body: &[u8]) -> Option<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Some(format!("sha256={hex}"))
+    format!("sha256={hex}")
 }
 
 /// Reads one POST and answers it; None when it was not a whole request.
@@ -114,7 +120,8 @@ fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
-    let (mut length, mut header) = (0usize, String::new());
+    let path = request_line.split_whitespace().nth(1)?.to_owned();
+    let (mut length, mut signature) = (0usize, String::new());
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).ok()?;
@@ -125,7 +132,7 @@ fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
         let (name, value) = line.split_once(':')?;
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => length = value.trim().parse().ok()?,
-            "x-egress-signature" => header = value.trim().to_owned(),
+            "x-egress-signature" => signature = value.trim().to_owned(),
             _ => {}
         }
     }
@@ -135,8 +142,9 @@ fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
     let mut stream = reader.into_inner();
     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     Some(Delivery {
+        path,
         received,
-        signature_valid: signature(key, &body).is_some_and(|expected| expected == header),
+        signature_valid: !signature.is_empty() && signature == expected_signature(key, &body),
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
