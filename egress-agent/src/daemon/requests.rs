@@ -1,7 +1,8 @@
 //! Answering control requests. Allowlist changes are persisted before the map changes, and
-//! undone on disk if the map refuses them. `top` and `subscriber` only read the pinned maps
-//! but may scan up to `max_tracked` records: they are answered from the blocking pool, so a
-//! scan never stalls signals, reloads or other requests on the daemon's single thread.
+//! undone on disk if the map refuses them. `status`, `top` and `subscriber` only read the
+//! pinned maps (the latter two may scan up to `max_tracked` records): they are answered from
+//! the blocking pool, so they never stall signals, reloads or other requests on the daemon's
+//! single thread.
 
 use std::{collections::BTreeMap, net::IpAddr};
 
@@ -37,7 +38,7 @@ impl Agent {
             } => (self.allow_add(kind, &prefix, comment), false),
             Request::AllowRemove { kind, prefix } => (self.allow_remove(kind, &prefix), false),
             Request::AllowList { kind } => (self.allow_list(kind), false),
-            Request::Status {} => (self.status(), false),
+            Request::Status {} => return self.scan(reply, status),
             Request::Top { n } => return self.scan(reply, move |context| top(context, n)),
             Request::Subscriber { address } => match parse_address(&address) {
                 Ok(address) => {
@@ -194,29 +195,30 @@ impl Agent {
         }
         Response::data(&entries)
     }
+}
 
-    fn status(&self) -> Response {
-        let pins = self.dataplane().pins();
-        let counters = match maps::read_counters(pins) {
-            Ok(counters) => counters
-                .into_iter()
-                .map(|(counter, value)| (counter.name().to_owned(), value))
-                .collect(),
-            Err(err) => {
-                tracing::warn!(%err, "cannot read counters");
-                BTreeMap::new()
-            }
-        };
-        let subscribers_tracked = maps::count_subscribers(pins).unwrap_or_else(|err| {
-            tracing::warn!(%err, "cannot count subscribers");
-            0
-        });
-        Response::data(&StatusView {
-            agent: self.status_snapshot(),
-            counters,
-            subscribers_tracked,
-        })
-    }
+/// Answered from the blocking pool like a scan: it reads the counters and the census, and
+/// must not wait behind (or hold up) the daemon's loop.
+fn status(context: &TelemetryContext) -> Response {
+    let counters = match maps::read_counters(&context.pins) {
+        Ok(counters) => counters
+            .into_iter()
+            .map(|(counter, value)| (counter.name().to_owned(), value))
+            .collect(),
+        Err(err) => {
+            tracing::warn!(%err, "cannot read counters");
+            BTreeMap::new()
+        }
+    };
+    let subscribers_tracked = telemetry::tracked_subscribers(context).unwrap_or_else(|err| {
+        tracing::warn!(%err, "cannot count subscribers");
+        0
+    });
+    Response::data(&StatusView {
+        agent: telemetry::status_snapshot(context),
+        counters,
+        subscribers_tracked,
+    })
 }
 
 fn parse_address(text: &str) -> Result<IpAddr, Response> {

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray};
-use egress_common::{Counter, DataplaneConfig, SubscriberKey, SubscriberRecord, names};
+use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
+use egress_common::{Counter, DataplaneConfig, names};
 
 use crate::paths::PinLayout;
 
@@ -67,12 +67,4 @@ pub fn read_counters(pins: &PinLayout) -> Result<Vec<(Counter, u64)>, MapsError>
             Ok((*counter, per_cpu.iter().sum()))
         })
         .collect()
-}
-
-/// Number of subscribers the dataplane tracks right now.
-pub fn count_subscribers(pins: &PinLayout) -> Result<u64, MapsError> {
-    let err = map_error(pins, names::SUBSCRIBERS);
-    let map: HashMap<MapData, SubscriberKey, SubscriberRecord> =
-        HashMap::try_from(open(pins, names::SUBSCRIBERS)?).map_err(&err)?;
-    Ok(map.keys().filter(Result::is_ok).count() as u64)
 }

@@ -167,6 +167,18 @@ pub async fn run_with_listener(
     http::serve(listener, ctx).await
 }
 
+/// Tracked subscribers as the census counted them: scanned now while scans are quick, else the
+/// newest background scan's count (at most one scan old; a million records take 0.4 s to
+/// count, which `status` must not wait for).
+pub fn tracked_subscribers(ctx: &TelemetryContext) -> Result<u64, TelemetryError> {
+    Ok(ctx.census.current(ctx)?.census.tracked)
+}
+
+/// The agent's status as the daemon last wrote it.
+pub fn status_snapshot(ctx: &TelemetryContext) -> AgentStatus {
+    read(&ctx.status).clone()
+}
+
 /// The `n` subscribers with the most blocked attempts, most first.
 pub fn top(ctx: &TelemetryContext, n: usize) -> Result<Vec<SubscriberView>, TelemetryError> {
     subscribers::top(ctx, n)
