@@ -57,6 +57,8 @@ impl Agent {
         let entries = self.status_snapshot().allowlist_entries.total();
         if entries > DRIFT_ENTRIES_PER_CHECK {
             tracing::info!(entries, "drift check started, beside the daemon");
+        } else {
+            tracing::debug!(entries, "drift check started, beside the daemon");
         }
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
