@@ -451,10 +451,7 @@ impl Agent {
     }
 
     pub(super) fn status_snapshot(&self) -> AgentStatus {
-        match self.context.status.read() {
-            Ok(status) => status.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        telemetry::status_snapshot(&self.context)
     }
 
     pub(super) fn dataplane(&self) -> &Dataplane {
