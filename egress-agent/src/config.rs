@@ -5,14 +5,17 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::paths;
+use crate::{allowlist::AllowKind, paths};
 
 mod load;
 pub mod mail;
+mod prefix_arrays;
+pub mod prefix_list;
 mod validate;
 
 pub use load::{ConfigError, load, parse};
 pub use mail::{MailConfig, TestAccount};
+pub use prefix_list::PrefixList;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +54,31 @@ pub struct Config {
     /// The allowlists from etcd, shared by a fleet of routers (absent: local only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetConfig>,
+}
+
+impl Config {
+    /// The list of prefixes the config gives for `kind` (its key: `kind.config_key()`).
+    pub fn prefix_list(&self, kind: AllowKind) -> &PrefixList {
+        match kind {
+            AllowKind::Relay => &self.allow.relays,
+            AllowKind::Exempt => &self.allow.exempt,
+            AllowKind::Destination => &self.allow.destinations,
+            AllowKind::ProtectedMx => &self.inbound.protected_mx,
+            AllowKind::MxSender => &self.inbound.mx_senders,
+            AllowKind::ThrottleDestination => &self.inbound.throttle.destinations,
+        }
+    }
+
+    fn prefix_list_mut(&mut self, kind: AllowKind) -> &mut PrefixList {
+        match kind {
+            AllowKind::Relay => &mut self.allow.relays,
+            AllowKind::Exempt => &mut self.allow.exempt,
+            AllowKind::Destination => &mut self.allow.destinations,
+            AllowKind::ProtectedMx => &mut self.inbound.protected_mx,
+            AllowKind::MxSender => &mut self.inbound.mx_senders,
+            AllowKind::ThrottleDestination => &mut self.inbound.throttle.destinations,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,11 +146,11 @@ pub enum XdpModeSetting {
 #[serde(deny_unknown_fields)]
 pub struct AllowConfig {
     #[serde(default)]
-    pub relays: Vec<String>,
+    pub relays: PrefixList,
     #[serde(default)]
-    pub exempt: Vec<String>,
+    pub exempt: PrefixList,
     #[serde(default)]
-    pub destinations: Vec<String>,
+    pub destinations: PrefixList,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,6 +38,10 @@ pub enum Target {
     Throttled,
 }
 
+impl Target {
+    const COUNT: usize = 5;
+}
+
 impl AllowKind {
     pub const ALL: [AllowKind; 6] = [
         AllowKind::Relay,
@@ -135,36 +139,20 @@ pub struct Entry {
     pub added_by: String,
 }
 
-/// Prefixes of one kind from the config file. The config has been validated, so entries that
-/// do not parse cannot occur; they are skipped rather than trusted.
-pub fn config_prefixes(config: &Config, kind: AllowKind) -> Vec<IpNet> {
-    let list = match kind {
-        AllowKind::Relay => &config.allow.relays,
-        AllowKind::Exempt => &config.allow.exempt,
-        AllowKind::Destination => &config.allow.destinations,
-        AllowKind::ProtectedMx => &config.inbound.protected_mx,
-        AllowKind::MxSender => &config.inbound.mx_senders,
-        AllowKind::ThrottleDestination => &config.inbound.throttle.destinations,
-    };
-    list.iter()
-        .filter_map(|text| crate::prefix::parse(text).ok())
-        .collect()
-}
-
 /// Every entry of the desired state: config entries first, then CLI entries not already in
 /// the config.
 pub fn entries(config: &Config, cli: &[Entry]) -> Vec<Entry> {
     // A set, not a scan of `all`: allowlists reach millions of entries. Sized up front so a
     // reload of millions does not rehash and copy its way there.
-    let configured: Vec<(AllowKind, Vec<IpNet>)> = AllowKind::ALL
+    let total = AllowKind::ALL
         .into_iter()
-        .map(|kind| (kind, config_prefixes(config, kind)))
-        .collect();
-    let total = configured.iter().map(|(_, list)| list.len()).sum::<usize>() + cli.len();
+        .map(|kind| config.prefix_list(kind).len())
+        .sum::<usize>()
+        + cli.len();
     let mut seen: HashSet<(AllowKind, IpNet)> = HashSet::with_capacity(total);
     let mut all = Vec::with_capacity(total);
-    for (kind, prefixes) in configured {
-        for prefix in prefixes {
+    for kind in AllowKind::ALL {
+        for prefix in config.prefix_list(kind).iter() {
             if seen.insert((kind, prefix)) {
                 all.push(Entry {
                     prefix,
@@ -199,31 +187,26 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn from_entries(entries: &[Entry]) -> Desired {
-        let contents = |target: Target| {
-            let mut bits: Vec<(IpNet, u32)> = entries
-                .iter()
-                .filter(|entry| entry.kind.target() == target)
-                .map(|entry| (entry.prefix, entry.kind.bit()))
-                .collect();
-            // Sorted and merged first: a BTreeMap built from sorted pairs is filled in one
-            // pass instead of a million tree inserts.
-            bits.sort_unstable();
-            bits.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    kept.1 |= later.1;
-                }
-                same
-            });
-            bits.into_iter().collect::<MapContents>()
-        };
+    /// The config's lists and `entries` (CLI, fleet) merged per map, without an [`Entry`] per
+    /// config prefix: a million of them would cost a hundred bytes each.
+    pub fn build<'e>(config: &Config, entries: impl IntoIterator<Item = &'e Entry>) -> Desired {
+        let mut pairs: [Vec<(IpNet, u32)>; Target::COUNT] = Default::default();
+        for kind in AllowKind::ALL {
+            let list = config.prefix_list(kind);
+            let target = &mut pairs[kind.target() as usize];
+            target.reserve(list.len());
+            target.extend(list.iter().map(|prefix| (prefix, kind.bit())));
+        }
+        for entry in entries {
+            pairs[entry.kind.target() as usize].push((entry.prefix, entry.kind.bit()));
+        }
+        let [sources, destinations, protected_mx, mx_senders, throttled] = pairs.map(merge);
         Desired {
-            sources: contents(Target::Sources),
-            destinations: contents(Target::Destinations),
-            protected_mx: contents(Target::ProtectedMx),
-            mx_senders: contents(Target::MxSenders),
-            throttled: contents(Target::Throttled),
+            sources,
+            destinations,
+            protected_mx,
+            mx_senders,
+            throttled,
         }
     }
 
@@ -241,4 +224,18 @@ impl Desired {
             throttle_destination: count(&self.throttled, AllowKind::ThrottleDestination),
         }
     }
+}
+
+/// One map's contents from (prefix, kind bit) pairs: sorted and merged first, so the tree is
+/// filled in one pass instead of a million inserts.
+fn merge(mut pairs: Vec<(IpNet, u32)>) -> MapContents {
+    pairs.sort_unstable();
+    pairs.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 |= later.1;
+        }
+        same
+    });
+    pairs.into_iter().collect()
 }

@@ -36,7 +36,17 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `path` only names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|err| syntax_error(path, text, &err))?;
+    let config = match super::prefix_arrays::extract(text) {
+        Some(extracted) => {
+            let mut config: Config = toml::from_str(&extracted.skeleton)
+                .map_err(|err| syntax_error(path, text, &err))?;
+            for (kind, list) in extracted.lists {
+                *config.prefix_list_mut(kind) = list;
+            }
+            config
+        }
+        None => toml::from_str(text).map_err(|err| syntax_error(path, text, &err))?,
+    };
     super::validate::validate(&config).map_err(|(key, problem)| ConfigError::Invalid {
         file: path.to_owned(),
         key,

@@ -125,20 +125,9 @@ fn invalid_interface_name(name: &str) -> Option<&'static str> {
 }
 
 fn validate_allowlists(config: &Config) -> Result<(), Problem> {
-    for kind in AllowKind::ALL {
-        let list = match kind {
-            AllowKind::Relay => &config.allow.relays,
-            AllowKind::Exempt => &config.allow.exempt,
-            AllowKind::Destination => &config.allow.destinations,
-            // Checked with the rest of `[inbound]`.
-            AllowKind::ProtectedMx | AllowKind::MxSender | AllowKind::ThrottleDestination => {
-                continue;
-            }
-        };
-        for (i, text) in list.iter().enumerate() {
-            prefix::parse(text)
-                .map_err(|err| (format!("{}[{i}]", kind.config_key()), err.to_string()))?;
-        }
+    // `[inbound]`'s lists are checked with the rest of it.
+    for kind in [AllowKind::Relay, AllowKind::Exempt, AllowKind::Destination] {
+        config.prefix_list(kind).check(kind.config_key())?;
     }
     Ok(())
 }

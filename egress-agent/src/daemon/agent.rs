@@ -137,11 +137,6 @@ impl Agent {
         }
     }
 
-    /// Desired allowlist state: config entries, persisted CLI entries, the applied fleet set.
-    pub(super) fn desired_entries(&self) -> Vec<Entry> {
-        self.compose(&self.config, self.store.entries(), None)
-    }
-
     /// Refuses a desired state (`config`, CLI entries `cli`, the applied fleet set) that would
     /// overflow an allowlist map; returns it when it fits.
     pub(super) fn check_capacity(
@@ -149,15 +144,14 @@ impl Agent {
         config: &Config,
         cli: &[Entry],
     ) -> Result<Desired, capacity::CapacityError> {
-        self.check_capacity_of(&self.compose(config, cli, None))
+        self.check_capacity_of(self.compose(config, cli, None))
     }
 
-    /// Refuses `entries` when they would overflow an allowlist map; their contents otherwise.
+    /// Refuses `desired` when it would overflow an allowlist map; returns it otherwise.
     pub(super) fn check_capacity_of(
         &self,
-        entries: &[Entry],
+        desired: Desired,
     ) -> Result<Desired, capacity::CapacityError> {
-        let desired = Desired::from_entries(entries);
         capacity::check(&desired, self.dataplane.allowlist_capacity())?;
         crate::inbound::maps::check_capacity(&desired)?;
         Ok(desired)
@@ -166,8 +160,8 @@ impl Agent {
     /// Makes the kernel maps match the desired state; `cli` overrides the stored CLI entries
     /// (for a change being tried). Adds before removing within each map.
     pub(super) fn reconcile_allowlists(&mut self, cli: Option<&[Entry]>) -> Result<(), MapsError> {
-        let entries = self.compose(&self.config, cli.unwrap_or(self.store.entries()), None);
-        self.reconcile_desired(Desired::from_entries(&entries))
+        let desired = self.compose(&self.config, cli.unwrap_or(self.store.entries()), None);
+        self.reconcile_desired(desired)
     }
 
     /// `[fleet]`: the worker's states, for the event loop.

@@ -8,7 +8,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::Agent;
 use crate::{
-    allowlist::{self, AllowKind, Entry},
+    allowlist::{self, AllowKind, Desired, Entry},
     clock,
     config::{Config, FleetConfig},
     control::{ErrorKind, Response},
@@ -87,18 +87,22 @@ impl Agent {
         config: &Config,
         cli: &[Entry],
         fleet: Option<&FleetSet>,
-    ) -> Vec<Entry> {
-        match fleet.or(self.fleet.as_ref().map(FleetLink::applied)) {
-            Some(set) if !set.entries.is_empty() => {
-                let local: Vec<Entry> = cli
-                    .iter()
-                    .cloned()
-                    .chain(set.allowlist_entries().cloned())
-                    .collect();
-                allowlist::entries(config, &local)
-            }
-            _ => allowlist::entries(config, cli),
-        }
+    ) -> Desired {
+        let fleet = fleet.or(self.fleet.as_ref().map(FleetLink::applied));
+        let fleet_entries = fleet.into_iter().flat_map(FleetSet::allowlist_entries);
+        Desired::build(config, cli.iter().chain(fleet_entries))
+    }
+
+    /// Whether `prefix` is in `kind`'s allowlist from any source: config, CLI or fleet.
+    pub(super) fn holds(&self, kind: AllowKind, prefix: ipnet::IpNet) -> bool {
+        let fleet = self.fleet.as_ref().map(FleetLink::applied);
+        self.config().prefix_list(kind).contains(&prefix)
+            || self
+                .store
+                .entries()
+                .iter()
+                .chain(fleet.into_iter().flat_map(FleetSet::allowlist_entries))
+                .any(|entry| entry.kind == kind && entry.prefix == prefix)
     }
 
     /// Whether CLI changes of `kind` go to etcd.
@@ -143,8 +147,8 @@ impl Agent {
         if link.refused.as_ref().is_some_and(|r| r.same_entries(set)) {
             return;
         }
-        let entries = self.compose(self.config(), self.store.entries(), Some(set.as_ref()));
-        let result = self.reconcile_desired(allowlist::Desired::from_entries(&entries));
+        let desired = self.compose(self.config(), self.store.entries(), Some(set.as_ref()));
+        let result = self.reconcile_desired(desired);
         let Some(link) = self.fleet.as_mut() else {
             return;
         };
@@ -209,8 +213,8 @@ impl Agent {
                 added_by: value.added_by.clone(),
             },
         });
-        let entries = self.compose(self.config(), self.store.entries(), Some(&trial));
-        if let Err(err) = self.check_capacity_of(&entries) {
+        let desired = self.compose(self.config(), self.store.entries(), Some(&trial));
+        if let Err(err) = self.check_capacity_of(desired) {
             return refuse(reply, ErrorKind::Refused, err.to_string());
         }
         let change = Change::Put {
@@ -254,7 +258,7 @@ impl Agent {
             "removed {prefix} from the fleet's {} allowlist",
             kind.as_str()
         );
-        if allowlist::config_prefixes(self.config(), kind).contains(&prefix) {
+        if self.config().prefix_list(kind).contains(&prefix) {
             done.push_str("; the config file's entry stays");
         }
         self.send_to_etcd(Change::Delete { keys }, done, reply)

@@ -97,11 +97,7 @@ impl Agent {
             Ok(prefix) => prefix,
             Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),
         };
-        if self
-            .desired_entries()
-            .iter()
-            .any(|e| e.kind == kind && e.prefix == prefix)
-        {
+        if self.holds(kind, prefix) {
             return Response::ok(
                 format!("{prefix} is already in the {} allowlist", kind.as_str()),
                 serde_json::Value::Null,
@@ -127,7 +123,7 @@ impl Agent {
             Ok(prefix) => prefix,
             Err(err) => return Response::error(ErrorKind::Invalid, err.to_string()),
         };
-        if allowlist::config_prefixes(self.config(), kind).contains(&prefix) {
+        if self.config().prefix_list(kind).contains(&prefix) {
             return Response::error(
                 ErrorKind::Refused,
                 format!(

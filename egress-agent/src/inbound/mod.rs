@@ -16,8 +16,7 @@ use egress_common::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    config::{Config, Hook, ModeSetting},
-    prefix,
+    config::{Config, Hook, ModeSetting, PrefixList},
 };
 
 /// `[inbound]`.
@@ -27,9 +26,9 @@ pub struct InboundSettings {
     #[serde(default = "default_ports")]
     pub ports: Vec<u16>,
     #[serde(default)]
-    pub protected_mx: Vec<String>,
+    pub protected_mx: PrefixList,
     #[serde(default)]
-    pub mx_senders: Vec<String>,
+    pub mx_senders: PrefixList,
     #[serde(default)]
     pub throttle: ThrottleSettings,
 }
@@ -39,7 +38,7 @@ pub struct InboundSettings {
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSettings {
     #[serde(default)]
-    pub destinations: Vec<String>,
+    pub destinations: PrefixList,
     #[serde(default = "default_syn_per_second")]
     pub syn_per_second: u32,
     #[serde(default = "default_burst")]
@@ -65,8 +64,8 @@ impl Default for InboundSettings {
     fn default() -> Self {
         InboundSettings {
             ports: default_ports(),
-            protected_mx: Vec::new(),
-            mx_senders: Vec::new(),
+            protected_mx: PrefixList::default(),
+            mx_senders: PrefixList::default(),
             throttle: ThrottleSettings::default(),
         }
     }
@@ -75,7 +74,7 @@ impl Default for InboundSettings {
 impl Default for ThrottleSettings {
     fn default() -> Self {
         ThrottleSettings {
-            destinations: Vec::new(),
+            destinations: PrefixList::default(),
             syn_per_second: default_syn_per_second(),
             burst: default_burst(),
             max_sources: default_max_sources(),
@@ -121,9 +120,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
             &inbound.throttle.destinations,
         ),
     ] {
-        for (i, text) in list.iter().enumerate() {
-            prefix::parse(text).map_err(|err| (format!("{key}[{i}]"), err.to_string()))?;
-        }
+        list.check(key)?;
     }
     let throttle = &inbound.throttle;
     for (key, value) in [
