@@ -11,7 +11,6 @@ use aya::{
     maps::MapType,
     programs::{ProgramType, SchedClassifier, TcAttachType},
     sys::{BpfHelper, is_helper_supported, is_map_supported},
-    util::KernelVersion,
 };
 
 /// Environment knob forcing the TC attach method: `auto` (default), `tcx` or `legacy`.
@@ -385,6 +384,8 @@ fn batch_supported() -> bool {
 
 #[cfg(test)]
 mod tests {
+    use aya::util::KernelVersion;
+
     use super::*;
 
     #[test]

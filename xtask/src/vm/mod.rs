@@ -39,7 +39,9 @@ struct Step {
 
 /// What runs on 6.1. Whole binaries where everything applies (the BPF_PROG_TEST_RUN table,
 /// and with it every table added to `dataplane`), exact names where a binary also holds
-/// host-only tests (tcx).
+/// host-only tests (tcx) or tests too slow under TCG for what they add. Each step must run
+/// every test its selection lists on the host (`--list`), at least one, and every name after
+/// `--exact`: a renamed test fails the run naming the step instead of passing with zero.
 const STEPS: &[Step] = &[
     Step {
         name: "kernel feature probes",
@@ -87,6 +89,39 @@ const STEPS: &[Step] = &[
         timeout: 300,
     },
     Step {
+        name: "XDP upgrade: blocked_ports reload swaps the program",
+        package: "tests",
+        test: Some("hardening_layout"),
+        args: &[
+            "--exact",
+            "blocked_ports_reload_swaps_the_program_without_a_gap",
+        ],
+        threads: 1,
+        timeout: 300,
+    },
+    Step {
+        name: "inbound program upgrade and list reload",
+        package: "tests",
+        test: Some("agent_inbound_lifecycle"),
+        args: &[
+            "--exact",
+            "inbound_program_upgrade_and_list_reload_have_no_gap",
+        ],
+        threads: 1,
+        timeout: 400,
+    },
+    Step {
+        name: "status: attach methods, missing features",
+        package: "tests",
+        test: Some("agent_status_kernel"),
+        args: &[
+            "--exact",
+            "status_shows_each_attach_method_and_no_missing_feature_on_this_kernel",
+        ],
+        threads: 1,
+        timeout: 300,
+    },
+    Step {
         name: "agent restart under a SYN stream",
         package: "tests",
         test: Some("agent_restart"),
@@ -128,8 +163,10 @@ pub fn run() -> Result<Duration> {
         format!("echo \"kernel $(uname -r)\" >> {}/progress", guest::SHARE),
         "failed=0".to_owned(),
     ];
+    let mut expected = Vec::new();
     for (index, step) in STEPS.iter().enumerate() {
         let binary = test_binary(step)?;
+        expected.push(expected_tests(step, &binary)?);
         let dir = workspace_root().join(step.package);
         let log = format!("{}/step-{index}.log", guest::SHARE);
         let args: Vec<String> = step.args.iter().map(|a| format!("'{a}'")).collect();
@@ -166,7 +203,7 @@ pub fn run() -> Result<Duration> {
     let started = Instant::now();
     let status = boot(&kernel, &initramfs, &share)?;
     let took = started.elapsed();
-    report(&share, status, took)?;
+    report(&share, status, took, &expected)?;
     Ok(took)
 }
 
@@ -201,14 +238,15 @@ fn boot(kernel: &kernel::Kernel, initramfs: &Path, share: &Path) -> Result<Optio
 }
 
 /// Reads what the guest wrote and fails, naming the step, unless every step passed.
-fn report(share: &Path, qemu: Option<i32>, took: Duration) -> Result<()> {
+fn report(share: &Path, qemu: Option<i32>, took: Duration, expected: &[usize]) -> Result<()> {
     let progress = fs::read_to_string(share.join("progress")).unwrap_or_default();
     let results = fs::read_to_string(share.join("results")).unwrap_or_default();
     let exit = fs::read_to_string(share.join("exit-code")).unwrap_or_default();
     let mut failed = Vec::new();
+    let mut too_few = Vec::new();
     println!(
-        "  {:<55} {:>6} {:>6}",
-        "STEP (in the 6.1 VM)", "RESULT", "TIME"
+        "  {:<55} {:>8} {:>6} {:>6}",
+        "STEP (in the 6.1 VM)", "RESULT", "TESTS", "TIME"
     );
     for (index, step) in STEPS.iter().enumerate() {
         let line = results
@@ -225,7 +263,25 @@ fn report(share: &Path, qemu: Option<i32>, took: Duration) -> Result<()> {
             }
             _ => ("NOT RUN".to_owned(), "-".to_owned()),
         };
-        println!("  {:<55} {:>6} {:>6}", step.name, result, secs);
+        let log = share.join(format!("step-{index}.log"));
+        let passed = passed_tests(&fs::read_to_string(&log).unwrap_or_default());
+        let want = expected[index];
+        let result = if result == "ok" && passed < want {
+            too_few.push(format!(
+                "step `{}` ran {passed} test(s), expected {want} (a renamed or filtered-out test?)",
+                step.name
+            ));
+            "TOO FEW".to_owned()
+        } else {
+            result
+        };
+        println!(
+            "  {:<55} {:>8} {:>6} {:>6}",
+            step.name,
+            result,
+            format!("{passed}/{want}"),
+            secs
+        );
         if result != "ok" {
             failed.push(step.name);
             let log = share.join(format!("step-{index}.log"));
@@ -255,9 +311,72 @@ fn report(share: &Path, qemu: Option<i32>, took: Duration) -> Result<()> {
         bail!("the 6.1 VM stopped before the test script finished (qemu exit {qemu:?})");
     }
     if !failed.is_empty() {
-        bail!("in the 6.1 VM: {} failed", failed.join(", "));
+        let mut message = format!("in the 6.1 VM: {} failed", failed.join(", "));
+        for line in &too_few {
+            message += "; ";
+            message += line;
+        }
+        bail!(message);
     }
     Ok(())
+}
+
+/// Sums the `N passed` of libtest's `test result: ok. N passed; ...` lines (one per binary
+/// run; a step runs one, but a sum is right either way).
+fn passed_tests(log: &str) -> usize {
+    log.lines()
+        .filter_map(|line| line.trim().strip_prefix("test result: ok. "))
+        .filter_map(|rest| rest.split_once(" passed"))
+        .filter_map(|(count, _)| count.trim().parse::<usize>().ok())
+        .sum()
+}
+
+/// How many tests the step's selection holds, from the binary's own `--list` on the host
+/// (ignored tests excluded): at least one, and at least every name after `--exact`.
+fn expected_tests(step: &Step, binary: &Path) -> Result<usize> {
+    let filters: Vec<&str> = step
+        .args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--nocapture")
+        .collect();
+    let count = |ignored: bool| -> Result<usize> {
+        let mut cmd = std::process::Command::new(binary);
+        cmd.arg("--list").args(&filters);
+        if ignored {
+            cmd.arg("--ignored");
+        }
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot list the tests of step `{}`", step.name))?;
+        if !out.status.success() {
+            bail!("listing the tests of step `{}` failed", step.name);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.ends_with(": test"))
+            .count())
+    };
+    let runnable = count(false)?.saturating_sub(count(true)?);
+    let named = match step.args.iter().position(|a| *a == "--exact") {
+        Some(at) => step.args[at + 1..]
+            .iter()
+            .take_while(|a| !a.starts_with("--"))
+            .count(),
+        None => 0,
+    };
+    if runnable == 0 || runnable < named {
+        bail!(
+            "step `{}` selects {runnable} runnable test(s) of {} (args {:?}), expected {}: \
+             a renamed or removed test?",
+            step.name,
+            binary.display(),
+            step.args,
+            named.max(1)
+        );
+    }
+    Ok(runnable)
 }
 
 /// The executable of one step, built now (`cargo test --no-run`).
@@ -288,4 +407,25 @@ fn test_binary(step: &Step) -> Result<PathBuf> {
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
         .next_back()
         .with_context(|| format!("cargo built no test executable for step `{}`", step.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passed_tests;
+
+    #[test]
+    fn passed_counts_come_from_libtest_summaries() {
+        let log = "running 2 tests\ntest a ... ok\ntest b ... ok\n\n\
+                   test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 5 filtered out; \
+                   finished in 1.2s\n";
+        assert_eq!(passed_tests(log), 2);
+        let none = "running 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; \
+                    0 measured; 7 filtered out; finished in 0.00s\n";
+        assert_eq!(passed_tests(none), 0);
+        assert_eq!(
+            passed_tests("test result: FAILED. 1 passed; 1 failed; 0 ignored"),
+            0
+        );
+        assert_eq!(passed_tests(""), 0);
+    }
 }
