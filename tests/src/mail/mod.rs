@@ -6,6 +6,7 @@ pub mod dovecot;
 pub mod knot;
 pub mod mx_lab;
 pub mod postfix;
+pub mod silent;
 pub mod zone_server;
 pub mod zones;
 
@@ -110,12 +111,69 @@ pub fn run_audit(ns: &Netns, config: &Path) -> (i32, Vec<Value>, Output) {
         .expect("cannot run egress-agent audit");
     let rows: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
         panic!(
-            "audit printed no JSON ({err}): stdout {} stderr {}",
+            "audit printed no JSON ({err}, {}): stdout {} stderr {}",
+            output.status,
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
     });
     (output.status.code().unwrap_or(-1), rows, output)
+}
+
+/// [`run_audit`] that must finish within `limit`: killed and a panic past it. Returns the
+/// exit code, the rows and how long the audit took.
+pub fn run_audit_within(ns: &Netns, config: &Path, limit: Duration) -> (i32, Vec<Value>, Duration) {
+    let start = Instant::now();
+    let mut child = ns
+        .command(crate::agent::binary())
+        .arg("audit")
+        .arg("--config")
+        .arg(config)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run egress-agent audit");
+    let stdout = read_in_background(child.stdout.take().expect("piped stdout"));
+    let stderr = read_in_background(child.stderr.take().expect("piped stderr"));
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .expect("cannot wait for egress-agent audit")
+        {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "egress-agent audit still running after {limit:?}; stderr so far: {}",
+                String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = start.elapsed();
+    let stdout = stdout.join().expect("stdout reader");
+    let rows: Vec<Value> = serde_json::from_slice(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "audit printed no JSON ({err}): stdout {} stderr {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr.join().unwrap_or_default())
+        )
+    });
+    (status.code().unwrap_or(-1), rows, took)
+}
+
+/// Reads `pipe` to its end on a thread, so a child never blocks on a full pipe.
+fn read_in_background(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// (check, target) -> result, for assertions.

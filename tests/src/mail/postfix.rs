@@ -36,7 +36,18 @@ pub struct Setup {
     pub no_login_mismatch: bool,
     /// 587 and 465 listen on the IPv4 address only, though the host name has an AAAA too.
     pub submission_v4_only: bool,
+    /// 587 relays without AUTH for senders of the ISP's own domain (`check_sender_access`
+    /// instead of SASL): foreign senders are still refused, so only the submission check sees it.
+    pub trusts_own_domain_senders: bool,
+    /// `myhostname` (the 220 banner and the EHLO name) when it is not the PTR name
+    /// `smtp.isp.example`.
+    pub banner_hostname: Option<&'static str>,
 }
+
+/// 587's relay rule in the `trusts_own_domain_senders` set-up (a main.cf parameter: master.cf's
+/// `-o` cannot hold the spaces of an inline table).
+const SENDER_TRUSTING_RELAY: &str =
+    "permit_sasl_authenticated, check_sender_access inline:{ isp.example=OK }, reject";
 
 /// The test CA and the relay's certificate (for `smtp.isp.example`).
 pub struct Certificates {
@@ -108,8 +119,14 @@ smtpd_tls_auth_only = {auth_only}
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = private/auth
 {login_maps}smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+submission_relay_restrictions = {submission_relay}
 ",
-        base = layout.main_cf_base(HOST),
+        base = layout.main_cf_base(setup.banner_hostname.unwrap_or(HOST)),
+        submission_relay = if setup.trusts_own_domain_senders {
+            SENDER_TRUSTING_RELAY
+        } else {
+            "permit_sasl_authenticated, reject"
+        },
         // Without the map the mismatch restriction has nothing to compare: both go together.
         login_maps = if setup.no_login_mismatch {
             String::new()
@@ -135,9 +152,13 @@ fn master_cf(setup: Setup) -> String {
     } else {
         "reject_sender_login_mismatch"
     };
-    let submission_opts = format!(
-        "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sender_restrictions={sender}\n  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject"
-    );
+    let submission_opts = |relay: &str| {
+        format!(
+            "  -o smtpd_sasl_auth_enable=yes\n  -o smtpd_sender_restrictions={sender}\n  -o smtpd_relay_restrictions={relay}"
+        )
+    };
+    let smtps_opts = submission_opts("permit_sasl_authenticated,reject");
+    let submission_587_opts = submission_opts("$submission_relay_restrictions");
     let on = if setup.submission_v4_only {
         format!("{RELAY}:")
     } else {
@@ -147,14 +168,14 @@ fn master_cf(setup: Setup) -> String {
         String::new()
     } else {
         format!(
-            "{on}465 inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n{submission_opts}\n"
+            "{on}465 inet  n       -       n       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n{smtps_opts}\n"
         )
     };
     format!(
         "25        inet  n       -       n       -       -       smtpd{relay_25}
 {on}587 inet  n       -       n       -       -       smtpd
   -o smtpd_tls_security_level={tls_587}
-{submission_opts}
+{submission_587_opts}
 {smtps}"
     )
 }

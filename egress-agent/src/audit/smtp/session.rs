@@ -96,6 +96,9 @@ pub struct Session {
     conn: Conn,
     buffer: Vec<u8>,
     pub peer: SocketAddr,
+    /// The server let a reply or a send time out: it is not answering, so the goodbye
+    /// (RSET, QUIT) is not waited for a second time.
+    hanging: bool,
 }
 
 impl Session {
@@ -113,6 +116,7 @@ impl Session {
             conn: Conn::Plain(tcp),
             buffer: Vec::new(),
             peer,
+            hanging: false,
         })
     }
 
@@ -167,9 +171,12 @@ impl Session {
         let peer = self.peer;
         match timeout(REPLY_TIMEOUT, self.read_reply()).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "{peer} sent no reply within {REPLY_TIMEOUT:?} (hanging server)"
-            )),
+            Err(_) => {
+                self.hanging = true;
+                Err(format!(
+                    "{peer} sent no reply within {REPLY_TIMEOUT:?} (hanging server)"
+                ))
+            }
         }
     }
 
@@ -182,13 +189,20 @@ impl Session {
         match timeout(REPLY_TIMEOUT, stream.write_all(&bytes)).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => return Err(format!("cannot send to {peer}: {err}")),
-            Err(_) => return Err(format!("sending to {peer} timed out")),
+            Err(_) => {
+                self.hanging = true;
+                return Err(format!("sending to {peer} timed out"));
+            }
         }
         self.reply().await
     }
 
-    /// RSET and QUIT, ignoring what comes back: the probe is over.
+    /// RSET and QUIT, ignoring what comes back: the probe is over. A hanging server is
+    /// just disconnected: waiting for its replies again would only add two timeouts.
     pub async fn quit(mut self) {
+        if self.hanging {
+            return;
+        }
         let _ = self.command("RSET").await;
         let _ = self.command("QUIT").await;
     }

@@ -10,7 +10,6 @@ use super::{
     FOREIGN_RECIPIENT, FOREIGN_SENDER, attempt,
     session::{self, EHLO_NAME, Session, TlsFailure},
     tls::TlsConfigs,
-    unauthenticated_relay,
 };
 use crate::audit::{
     AuditInputs,
@@ -59,7 +58,12 @@ pub async fn checks(
         .as_ref()
         .zip(inputs.password.as_deref())
         .map(|(account, password)| (account.user.as_str(), password));
-    let probe = Probe { host, tls, account };
+    let probe = Probe {
+        host,
+        tls,
+        account,
+        own_sender: own_domain_sender(inputs),
+    };
     // Customers reach whichever address their resolver picks: every one is probed.
     let mut per_address = Vec::with_capacity(addresses.len());
     for address in addresses {
@@ -72,6 +76,18 @@ struct Probe<'a> {
     host: &'a str,
     tls: &'a TlsConfigs,
     account: Option<(&'a str, &'a str)>,
+    /// A sender in the ISP's first mail domain: what a customer who skips AUTH would send as.
+    own_sender: Option<String>,
+}
+
+/// `egress-audit@<first mail domain>`: a relay that trusts its own domain's senders without
+/// AUTH (a sender-address check instead of SASL) relays for anyone who forges one.
+fn own_domain_sender(inputs: &AuditInputs) -> Option<String> {
+    inputs
+        .mail
+        .domains
+        .first()
+        .map(|domain| format!("egress-audit@{}", domain.trim_end_matches('.')))
 }
 
 /// An EHLO'd session: the capabilities it got.
@@ -259,21 +275,39 @@ impl Probe<'_> {
         }
     }
 
+    /// `smtp.submission_requires_auth`: RCPT to a foreign domain without AUTH is refused,
+    /// from a sender of the ISP's own domain and from a foreign one.
     async fn requires_auth(&self, session: &mut Session, note: &str) -> Row {
         let host = self.host;
-        match unauthenticated_relay(session).await {
-            Ok((false, detail)) => Row::pass(
-                SUBMISSION_REQUIRES_AUTH,
-                host,
-                format!("relaying without AUTH refused: {detail}{note}"),
-            ),
-            Ok((true, detail)) => Row::fail(
-                SUBMISSION_REQUIRES_AUTH,
-                host,
-                format!("RCPT to {FOREIGN_RECIPIENT} accepted without AUTH: {detail}{note}"),
-            ),
-            Err(err) => Row::fail(SUBMISSION_REQUIRES_AUTH, host, err),
+        let senders = self
+            .own_sender
+            .as_deref()
+            .into_iter()
+            .chain([FOREIGN_SENDER]);
+        let mut refused = Vec::new();
+        for sender in senders {
+            match attempt(session, sender).await {
+                Ok((false, detail)) => refused.push(format!("<{sender}> {detail}")),
+                Ok((true, detail)) => {
+                    return Row::fail(
+                        SUBMISSION_REQUIRES_AUTH,
+                        host,
+                        format!(
+                            "RCPT from <{sender}> to {FOREIGN_RECIPIENT} accepted without AUTH: {detail}{note}"
+                        ),
+                    );
+                }
+                Err(err) => return Row::fail(SUBMISSION_REQUIRES_AUTH, host, err),
+            }
         }
+        Row::pass(
+            SUBMISSION_REQUIRES_AUTH,
+            host,
+            format!(
+                "relaying without AUTH refused: {}{note}",
+                refused.join(", ")
+            ),
+        )
     }
 
     /// `smtp.submission_implicit_tls`: port 465 completes a TLS handshake and greets.
