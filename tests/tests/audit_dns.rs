@@ -171,4 +171,90 @@ fn audit_dns_checks_against_knot() {
         let rows = audit(&ns, dir.path(), &zones);
         assert_fails(&rows, &expected, name);
     }
+    assert_null_mx_warns(&ns, dir.path());
+}
+
+/// A null MX (RFC 7505, `MX 0 .`): the domain says it takes no mail. `dns.mx_present` is a
+/// `warn` saying so; the configured primary MX is then no MX at all, which fails.
+fn assert_null_mx_warns(ns: &egress_lab::Netns, dir: &Path) {
+    let zones = Zones::correct().without("@ MX").with("@ MX 0 .");
+    let rows = audit(ns, dir, &zones);
+    let present = rows
+        .iter()
+        .find(|row| row["check"] == "dns.mx_present" && row["target"] == "isp.example")
+        .unwrap_or_else(|| panic!("no dns.mx_present row\n{}", show(&rows)));
+    assert_eq!(present["result"], "warn", "null MX\n{}", show(&rows));
+    assert!(
+        present["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("null MX (RFC 7505)"),
+        "the warn names the null MX\n{}",
+        show(&rows)
+    );
+    assert_fails(
+        &rows,
+        &[("dns.primary_mx_preferred", "isp.example")],
+        "null MX",
+    );
+}
+
+/// Configs `egress-agent audit` must refuse before probing anything: (what is wrong, the
+/// config after `state_dir`, what stderr must name).
+const BAD_INPUTS: &[(&str, &str, &[&str])] = &[
+    (
+        "unknown [mail] key",
+        "[mail]\ndomains = [\"isp.example\"]\nresolvr = \"192.0.2.53:53\"\n",
+        &["egress.toml", "line 4", "resolvr", "unknown field"],
+    ),
+    (
+        "resolver that is not an address",
+        "[mail]\ndomains = [\"isp.example\"]\nresolver = \"dns.isp.example\"\n",
+        &["egress.toml", "mail.resolver", "dns.isp.example"],
+    ),
+    (
+        "negative audit interval",
+        "[mail]\ndomains = [\"isp.example\"]\naudit_interval_seconds = -5\n",
+        &["egress.toml", "audit_interval_seconds", "-5"],
+    ),
+    (
+        "no [mail] section",
+        "[allow]\nrelays = [\"192.0.2.25/32\"]\n",
+        &["egress.toml", "[mail] is missing"],
+    ),
+];
+
+/// Bad input is exit 2 with an error naming file, key and value, and no rows: end to end,
+/// through the binary (inside a namespace, so a bug that probed anyway would stay in it).
+#[test]
+fn audit_exits_2_on_bad_input() {
+    let ns = mail::mail_netns();
+    let dir = TempDir::new("audit-bad-input");
+    let config = dir.path().join("egress.toml");
+    for (what, body, named) in BAD_INPUTS {
+        std::fs::write(
+            &config,
+            format!("state_dir = \"{}/state\"\n{body}", dir.path().display()),
+        )
+        .expect("config");
+        let output = ns
+            .command(tests::agent::binary())
+            .args(["audit", "--json", "--config"])
+            .arg(&config)
+            .output()
+            .expect("cannot run egress-agent audit");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{what}: exit code; stderr: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "{what}: no rows on bad input");
+        for word in *named {
+            assert!(
+                stderr.contains(word),
+                "{what}: stderr names {word:?}: {stderr}"
+            );
+        }
+    }
 }
