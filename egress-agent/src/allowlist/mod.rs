@@ -1,6 +1,7 @@
 //! The allowlist the agent wants in the kernel: entries from the config file plus entries the
 //! operator added through the CLI (persisted under `state_dir`).
 
+pub mod merge;
 pub mod store;
 
 use std::collections::{BTreeMap, HashSet};

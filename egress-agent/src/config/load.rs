@@ -31,22 +31,24 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: path.to_owned(),
         source,
     })?;
-    parse(path, &text)
+    parse_owned(path, text)
 }
 
 /// Parses and validates config text; `path` only names the file in errors.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let config = match super::prefix_arrays::extract(text) {
-        Some(extracted) => {
-            let mut config: Config = toml::from_str(&extracted.skeleton)
-                .map_err(|err| syntax_error(path, text, &err))?;
-            for (kind, list) in extracted.lists {
-                *config.prefix_list_mut(kind) = list;
-            }
-            config
-        }
-        None => toml::from_str(text).map_err(|err| syntax_error(path, text, &err))?,
-    };
+    parse_owned(path, text.to_owned())
+}
+
+/// The prefix arrays are read first, straight from the text, and blanked in it; `toml` reads
+/// the rest, whose line numbers are unchanged.
+fn parse_owned(path: &Path, text: String) -> Result<Config, ConfigError> {
+    let (text, lists) = super::prefix_arrays::extract(text);
+    let mut config: Config =
+        toml::from_str(&text).map_err(|err| syntax_error(path, &text, &err))?;
+    drop(text);
+    for (kind, list) in lists {
+        *config.prefix_list_mut(kind) = list;
+    }
     super::validate::validate(&config).map_err(|(key, problem)| ConfigError::Invalid {
         file: path.to_owned(),
         key,

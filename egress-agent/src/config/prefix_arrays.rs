@@ -2,7 +2,7 @@
 //! costs about 230 bytes an array element, so a million-line `allow.exempt` would need 250 MB
 //! to parse (issue 15). `toml_parser`'s lexer streams the tokens; this module only follows
 //! table headers and keys to find the six prefix arrays, reads their strings into
-//! [`PrefixList`]s, and blanks them in a copy of the text, which `toml` then parses as usual.
+//! [`PrefixList`]s, and blanks them in the text, which `toml` then parses as usual.
 //!
 //! Anything it does not expect (an array of non-strings, an inline table, a syntax error) makes
 //! it give up and leave the whole text to `toml`, whose errors then name the line. Blanking
@@ -18,33 +18,32 @@ use toml_parser::{
 use super::prefix_list::{PrefixList, PrefixListBuilder};
 use crate::allowlist::AllowKind;
 
-/// The text with the prefix arrays emptied, and what they held.
-pub struct Extracted {
-    pub skeleton: String,
-    pub lists: Vec<(AllowKind, PrefixList)>,
-}
-
-/// `None` when the text holds no prefix array this module could read (then `toml` reads it).
-pub fn extract(text: &str) -> Option<Extracted> {
-    let mut scanner = Scanner::new(text);
+/// The lists found in `text`, and `text` with their arrays blanked in place (no copy: the
+/// file may be tens of megabytes). Nothing found, or nothing this module could read: no
+/// lists, and `text` unchanged.
+pub fn extract(text: String) -> (String, Vec<(AllowKind, PrefixList)>) {
     let mut found = Vec::new();
-    scanner.document(&mut found)?;
-    if found.is_empty() {
-        return None;
+    if Scanner::new(&text).document(&mut found).is_none() {
+        return (text, Vec::new());
     }
-    let mut skeleton = text.as_bytes().to_vec();
+    let mut bytes = text.into_bytes();
     let mut lists = Vec::with_capacity(found.len());
     for array in found {
-        for byte in &mut skeleton[array.interior.start()..array.interior.end()] {
+        for byte in &mut bytes[array.interior.start()..array.interior.end()] {
             if !matches!(*byte, b'\n' | b'\r') {
                 *byte = b' ';
             }
         }
         lists.push((array.kind, array.list));
     }
-    // Only ASCII bytes were written, over whole tokens: still UTF-8.
-    let skeleton = String::from_utf8(skeleton).ok()?;
-    Some(Extracted { skeleton, lists })
+    // Only whole tokens between `[` and `]` became ASCII spaces: still UTF-8.
+    match String::from_utf8(bytes) {
+        Ok(skeleton) => (skeleton, lists),
+        Err(err) => (
+            String::from_utf8_lossy(err.as_bytes()).into_owned(),
+            Vec::new(),
+        ),
+    }
 }
 
 struct Array {
@@ -251,9 +250,11 @@ fn expect(token: Token, kind: TokenKind) -> Option<()> {
 /// The allowlist kind whose config key is `path` (`["allow", "exempt"]`), compared part by part
 /// so a quoted key holding a dot never matches.
 fn list_kind(path: &[String]) -> Option<AllowKind> {
-    AllowKind::ALL
-        .into_iter()
-        .find(|kind| kind.config_key().split('.').eq(path.iter().map(String::as_str)))
+    AllowKind::ALL.into_iter().find(|kind| {
+        kind.config_key()
+            .split('.')
+            .eq(path.iter().map(String::as_str))
+    })
 }
 
 #[cfg(test)]
@@ -295,8 +296,8 @@ inbound.ignored = 1
     #[test]
     fn lists_read_from_the_text_equal_those_toml_reads() {
         let text = FULL.replace("inbound.ignored = 1\n", "mx_senders = [\"192.0.2.26\"]\n");
-        let extracted = extract(&text).expect("prefix arrays found");
-        let kinds: Vec<AllowKind> = extracted.lists.iter().map(|(kind, _)| *kind).collect();
+        let (skeleton, lists) = extract(text.clone());
+        let kinds: Vec<AllowKind> = lists.iter().map(|(kind, _)| *kind).collect();
         assert_eq!(
             kinds,
             [
@@ -307,10 +308,10 @@ inbound.ignored = 1
                 AllowKind::MxSender
             ]
         );
-        assert_eq!(extracted.skeleton.len(), text.len());
-        assert_eq!(extracted.skeleton.lines().count(), text.lines().count());
-        assert!(!extracted.skeleton.contains("203.0.113.0"));
-        let config: Config = toml::from_str(&extracted.skeleton).expect("skeleton parses");
+        assert_eq!(skeleton.len(), text.len());
+        assert_eq!(skeleton.lines().count(), text.lines().count());
+        assert!(!skeleton.contains("203.0.113.0"));
+        let config: Config = toml::from_str(&skeleton).expect("skeleton parses");
         assert!(config.allow.exempt.is_empty());
         assert_eq!(config.interfaces.len(), 1);
         // The whole pipeline, invalid entry and all, against toml on the original text.
@@ -326,8 +327,7 @@ inbound.ignored = 1
     #[test]
     fn dotted_and_nested_keys_find_their_list() {
         let text = "allow.exempt = [\"192.0.2.1\"]\n\n[inbound.throttle]\ndestinations = [\"192.0.2.25\"]\nburst = 5\n";
-        let extracted = extract(text).expect("found");
-        assert_eq!(extracted.lists.len(), 2);
+        assert_eq!(extract(text.to_owned()).1.len(), 2);
         let ours = parse(Path::new("t.toml"), text).expect("valid");
         assert_eq!(ours, plain(text));
         assert_eq!(ours.inbound.throttle.destinations.len(), 1);
@@ -344,10 +344,14 @@ inbound.ignored = 1
             "[allow\nexempt = []\n",
             "[allow]\nexempt = [\"192.0.2.1\"\n",
         ] {
-            assert!(extract(text).is_none(), "{text}");
+            let (unchanged, lists) = extract(text.to_owned());
+            assert!(lists.is_empty() && unchanged == text, "{text}");
         }
         let inline = "allow = { exempt = [\"192.0.2.1\"] }\n";
-        assert_eq!(parse(Path::new("t.toml"), inline).expect("valid"), plain(inline));
+        assert_eq!(
+            parse(Path::new("t.toml"), inline).expect("valid"),
+            plain(inline)
+        );
         let err = parse(Path::new("t.toml"), "[allow]\nexempt = [1]\n").expect_err("not strings");
         assert!(err.to_string().contains("line 2"), "{err}");
     }

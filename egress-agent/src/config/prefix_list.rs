@@ -117,9 +117,15 @@ mod tests {
 
     #[test]
     fn keeps_valid_prefixes_and_names_the_first_invalid_one() {
-        let list: PrefixList = ["192.0.2.1", "198.51.100.0/24", "nonsense", "2001:db8::/32", "x"]
-            .into_iter()
-            .collect();
+        let list: PrefixList = [
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "nonsense",
+            "2001:db8::/32",
+            "x",
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(list.len(), 3);
         assert!(list.contains(&"192.0.2.1/32".parse().expect("prefix")));
         let (key, why) = list.check("allow.exempt").expect_err("an invalid entry");

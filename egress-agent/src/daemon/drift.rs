@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
+use ipnet::IpNet;
+
 use tokio::sync::oneshot;
 
 use super::Agent;
 use crate::{
-    allowlist::{AllowKind, Desired, MapContents},
+    allowlist::{AllowKind, Desired, MapContents, merge},
     dataplane::{
         allowlist_maps::{self, Direction},
         source_index,
@@ -140,8 +142,8 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
         (Direction::MxSenders, &desired.mx_senders),
         (Direction::Throttled, &desired.throttled),
     ] {
-        match allowlist_maps::read(pins, direction) {
-            Ok(current) => drift(&current, want, &mut found),
+        match allowlist_maps::read_sorted(pins, direction) {
+            Ok(current) => drift(current.iter().map(|(p, v)| (p, v)), want, &mut found),
             Err(err) => tracing::warn!(%err, "cannot read allowlist map"),
         }
     }
@@ -166,36 +168,15 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
     (found, tries, index)
 }
 
-/// Entries whose kind bits differ between the map and the desired state, by kind. Both are
-/// sorted maps: one merge pass, no allocation.
-fn drift(current: &MapContents, desired: &MapContents, drift: &mut ByKind) {
-    let mut have = current.iter().peekable();
-    let mut want = desired.iter().peekable();
-    loop {
-        let (have_bits, want_bits) = match (have.peek(), want.peek()) {
-            (None, None) => break,
-            (Some((h, hb)), Some((w, wb))) if h == w => {
-                let bits = (**hb, **wb);
-                have.next();
-                want.next();
-                bits
-            }
-            (Some((h, hb)), Some((w, _))) if h < w => {
-                let bits = (**hb, 0);
-                have.next();
-                bits
-            }
-            (Some((_, hb)), None) => {
-                let bits = (**hb, 0);
-                have.next();
-                bits
-            }
-            (_, Some((_, wb))) => {
-                let bits = (0, **wb);
-                want.next();
-                bits
-            }
-        };
+/// Entries whose kind bits differ between the map (sorted) and the desired state, by kind:
+/// one merge pass.
+fn drift<'a>(
+    current: impl Iterator<Item = (&'a IpNet, &'a u32)>,
+    desired: &'a MapContents,
+    drift: &mut ByKind,
+) {
+    for (_, have, want) in merge::join(current, desired.iter()) {
+        let (have_bits, want_bits) = (have.unwrap_or(0), want.unwrap_or(0));
         for kind in AllowKind::ALL {
             if (have_bits ^ want_bits) & kind.bit() != 0 {
                 match kind {
@@ -243,10 +224,10 @@ mod tests {
             ("2001:db8:1::/48", &[Relay]), // added behind our back
         ]); // 198.51.100.0/24 deleted behind our back
         let mut found = ByKind::default();
-        drift(&current, &desired, &mut found);
+        drift(current.iter(), &desired, &mut found);
         assert_eq!((found.relay, found.exempt, found.destination), (2, 2, 0));
         let mut none = ByKind::default();
-        drift(&desired, &desired, &mut none);
+        drift(desired.iter(), &desired, &mut none);
         assert_eq!(none, ByKind::default());
     }
 }

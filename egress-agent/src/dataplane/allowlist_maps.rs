@@ -18,7 +18,10 @@ use super::{
     maps::{MapsError, map_error, open},
     source_index,
 };
-use crate::{allowlist::MapContents, paths::PinLayout};
+use crate::{
+    allowlist::{MapContents, merge},
+    paths::PinLayout,
+};
 
 /// An LPM trie key as the kernel lays it out (aya's `Key`, with `Default` for batch buffers).
 #[repr(C)]
@@ -86,17 +89,17 @@ impl Tries {
 
     /// Both tries' entries: in batches where the kernel can (a million entries in about a
     /// second instead of two million syscalls), else one by one.
-    fn read(&self) -> Result<MapContents, MapError> {
-        let mut contents = MapContents::new();
+    fn read(&self) -> Result<Vec<(IpNet, u32)>, MapError> {
+        let mut contents = Vec::new();
         let batched = batch::lookup_all(self.v4.map().fd().as_fd(), |key: &TrieKey<4>, value| {
             if let Ok(net) = ipnet::Ipv4Net::new(key.data.into(), key.prefix_len as u8) {
-                contents.insert(IpNet::V4(net), *value);
+                contents.push((IpNet::V4(net), *value));
             }
         })
         .and_then(|_| {
             batch::lookup_all(self.v6.map().fd().as_fd(), |key: &TrieKey<16>, value| {
                 if let Ok(net) = ipnet::Ipv6Net::new(key.data.into(), key.prefix_len as u8) {
-                    contents.insert(IpNet::V6(net), *value);
+                    contents.push((IpNet::V6(net), *value));
                 }
             })
         });
@@ -110,19 +113,19 @@ impl Tries {
         }
     }
 
-    fn read_one_by_one(&self) -> Result<MapContents, MapError> {
-        let mut contents = MapContents::new();
+    fn read_one_by_one(&self) -> Result<Vec<(IpNet, u32)>, MapError> {
+        let mut contents = Vec::new();
         for item in self.v4.iter() {
             let (key, value) = item?;
             let net = ipnet::Ipv4Net::new(key.data().into(), key.prefix_len() as u8)
                 .map_err(|_| MapError::KeyNotFound)?;
-            contents.insert(IpNet::V4(net), value);
+            contents.push((IpNet::V4(net), value));
         }
         for item in self.v6.iter() {
             let (key, value) = item?;
             let net = ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8)
                 .map_err(|_| MapError::KeyNotFound)?;
-            contents.insert(IpNet::V6(net), value);
+            contents.push((IpNet::V6(net), value));
         }
         Ok(contents)
     }
@@ -197,12 +200,20 @@ impl Tries {
     }
 }
 
+/// What the tries of `direction` hold now, sorted by prefix (a trie key appears once): a
+/// million entries in 24 MB, where a tree would take half as much again.
+pub fn read_sorted(pins: &PinLayout, direction: Direction) -> Result<Vec<(IpNet, u32)>, MapsError> {
+    let tries = Tries::open(pins, direction)?;
+    let mut contents = tries
+        .read()
+        .map_err(map_error(pins, direction.map_names().0))?;
+    contents.sort_unstable_by_key(|(prefix, _)| *prefix);
+    Ok(contents)
+}
+
 /// What the tries of `direction` hold now.
 pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsError> {
-    let tries = Tries::open(pins, direction)?;
-    tries
-        .read()
-        .map_err(map_error(pins, direction.map_names().0))
+    Ok(read_sorted(pins, direction)?.into_iter().collect())
 }
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
@@ -240,75 +251,81 @@ fn reconcile_tries(
     let current = match held {
         Some(held) => held,
         None => {
-            read = tries
-                .read()
-                .map_err(map_error(pins, direction.map_names().0))?;
+            read = self::read(pins, direction)?;
             &read
         }
     };
     let mut applied = Applied::default();
+    let diff = Diff::between(current, desired);
     // Adding first needs room for old and new entries at once; when a map is that full the
     // entries on their way out go first (they only ever narrow what passes).
-    let remove_first = !fits_together(current, desired, capacity);
+    let remove_first = !diff.fits_together(capacity);
     if remove_first {
         tracing::warn!(
             map = direction.map_names().0,
             capacity,
             "allowlist map near capacity: removing old entries before adding new ones"
         );
-        applied.removed = remove_stale(pins, &mut tries, current, desired)?;
+        applied.removed = remove_stale(pins, &mut tries, &diff.stale)?;
     }
-    // IPv4 first, then IPv6: the order the batches go in, so a failure's count says which
-    // entries went in.
-    let mut changes: Vec<(IpNet, u32, Option<u32>)> = desired
-        .iter()
-        .filter_map(|(prefix, value)| {
-            let before = current.get(prefix).copied();
-            (before != Some(*value)).then_some((*prefix, *value, before))
-        })
-        .collect();
-    changes.sort_by_key(|(prefix, _, _)| matches!(prefix, IpNet::V6(_)));
-    if let Err((done, source)) = tries.insert_all(&changes) {
-        roll_back(&mut tries, &changes[..done]);
-        let failed = changes[done].0;
+    if let Err((done, source)) = tries.insert_all(&diff.changes) {
+        roll_back(&mut tries, &diff.changes[..done]);
+        let failed = diff.changes[done].0;
         tracing::error!(prefix = %failed, err = %source, "allowlist insert failed; change rolled back");
         return Err(map_error(pins, tries.name_of(&failed))(source));
     }
-    applied.inserted = changes.len() as u64;
+    applied.inserted = diff.changes.len() as u64;
     if !remove_first {
-        applied.removed = remove_stale(pins, &mut tries, current, desired)?;
+        applied.removed = remove_stale(pins, &mut tries, &diff.stale)?;
     }
     Ok(applied)
 }
 
-/// Whether the union of `current` and `desired` fits in each family's map.
-fn fits_together(current: &MapContents, desired: &MapContents, capacity: u32) -> bool {
-    let count = |v4: bool| {
-        let family = |p: &&IpNet| matches!(p, IpNet::V4(_)) == v4;
-        let existing = current.keys().filter(family).count();
-        let added = desired
-            .keys()
-            .filter(family)
-            .filter(|p| !current.contains_key(p))
-            .count();
-        existing + added
-    };
-    count(true) <= capacity as usize && count(false) <= capacity as usize
+/// What turns `current` into `desired`, from one merge pass over both.
+struct Diff {
+    /// (prefix, new value, old value) to insert: IPv4 first, then IPv6, the order the batches
+    /// go in, so a failure's count says which entries went in.
+    changes: Vec<(IpNet, u32, Option<u32>)>,
+    /// Prefixes to remove.
+    stale: Vec<IpNet>,
+    /// Entries per family (IPv4, IPv6) while old and new are both in.
+    union: (usize, usize),
 }
 
-fn remove_stale(
-    pins: &PinLayout,
-    tries: &mut Tries,
-    current: &MapContents,
-    desired: &MapContents,
-) -> Result<u64, MapsError> {
-    let mut removed = 0;
-    for prefix in current.keys().filter(|p| !desired.contains_key(p)) {
+impl Diff {
+    fn between(current: &MapContents, desired: &MapContents) -> Diff {
+        let mut diff = Diff {
+            changes: Vec::new(),
+            stale: Vec::new(),
+            union: (0, 0),
+        };
+        for (prefix, before, after) in merge::join(current.iter(), desired.iter()) {
+            match prefix {
+                IpNet::V4(_) => diff.union.0 += 1,
+                IpNet::V6(_) => diff.union.1 += 1,
+            }
+            match after {
+                Some(value) if before != Some(value) => diff.changes.push((prefix, value, before)),
+                Some(_) => {}
+                None => diff.stale.push(prefix),
+            }
+        }
+        diff.changes
+            .sort_by_key(|(prefix, _, _)| matches!(prefix, IpNet::V6(_)));
+        diff
+    }
+
+    fn fits_together(&self, capacity: u32) -> bool {
+        self.union.0 <= capacity as usize && self.union.1 <= capacity as usize
+    }
+}
+
+fn remove_stale(pins: &PinLayout, tries: &mut Tries, stale: &[IpNet]) -> Result<u64, MapsError> {
+    for prefix in stale {
         let name = tries.name_of(prefix);
         tries.remove(prefix).map_err(map_error(pins, name))?;
-        removed += 1;
     }
-    Ok(removed)
+    Ok(stale.len() as u64)
 }
 
 fn roll_back(tries: &mut Tries, inserted: &[(IpNet, u32, Option<u32>)]) {
