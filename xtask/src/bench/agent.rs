@@ -129,6 +129,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
     rows.extend(reload_rows(
         &format!("agent reload of {prefixes} prefixes (SIGHUP to status)"),
         &outcome,
+        FULL_RELOAD_SECONDS,
         "one run: SIGHUP until `status --json` reports the new allowlist",
     ));
     println!("replacing one of the {prefixes} exempt prefixes...");
@@ -136,6 +137,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
     rows.extend(reload_rows(
         &format!("agent reload of {prefixes} prefixes, one replaced (SIGHUP to effect)"),
         &replaced,
+        ONE_LINE_RELOAD_SECONDS,
         &format!("one run: SIGHUP until the dataplane judges by the change ({change})"),
     ));
     rows.extend(drift_check_rows(&agent, &prefixes)?);
@@ -145,7 +147,7 @@ pub fn rows(binary: &Path, scale: &AgentScale) -> Result<Vec<Row>> {
             format!("agent peak RSS after the {prefixes}-prefix reloads"),
             after,
             "MiB",
-            Target::Info,
+            Target::AtMost(RELOAD_PEAK_MIB),
         )
         .with_note("VmHWM: the config and allowlist held in memory"),
     );
@@ -225,9 +227,26 @@ fn field(line: &str, key: &str) -> Option<f64> {
 }
 
 /// The time row and the misjudged-packets row of one reload.
-fn reload_rows(what: &str, outcome: &reload::ReloadOutcome, how: &str) -> [Row; 2] {
+/// The spec's reload target; issue 15's for a one-line change (it must not cost a full
+/// reload) and for the agent's memory with a million prefixes.
+const FULL_RELOAD_SECONDS: f64 = 5.0;
+const ONE_LINE_RELOAD_SECONDS: f64 = 1.0;
+const RELOAD_PEAK_MIB: f64 = 128.0;
+
+fn reload_rows(
+    what: &str,
+    outcome: &reload::ReloadOutcome,
+    target_seconds: f64,
+    how: &str,
+) -> [Row; 2] {
     [
-        one(what.to_owned(), outcome.seconds, "s", Target::AtMost(5.0)).with_note(how),
+        one(
+            what.to_owned(),
+            outcome.seconds,
+            "s",
+            Target::AtMost(target_seconds),
+        )
+        .with_note(how),
         one(
             format!(
                 "{}: packets misjudged",
