@@ -111,17 +111,6 @@ const STEPS: &[Step] = &[
         timeout: 400,
     },
     Step {
-        name: "status: attach methods, missing features",
-        package: "tests",
-        test: Some("agent_status_kernel"),
-        args: &[
-            "--exact",
-            "status_shows_each_attach_method_and_no_missing_feature_on_this_kernel",
-        ],
-        threads: 1,
-        timeout: 300,
-    },
-    Step {
         name: "agent restart under a SYN stream",
         package: "tests",
         test: Some("agent_restart"),
