@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
-
 use tokio::sync::oneshot;
 
 use super::Agent;

@@ -100,17 +100,6 @@ const STEPS: &[Step] = &[
         timeout: 300,
     },
     Step {
-        name: "inbound program upgrade and list reload",
-        package: "tests",
-        test: Some("agent_inbound_lifecycle"),
-        args: &[
-            "--exact",
-            "inbound_program_upgrade_and_list_reload_have_no_gap",
-        ],
-        threads: 1,
-        timeout: 400,
-    },
-    Step {
         name: "agent restart under a SYN stream",
         package: "tests",
         test: Some("agent_restart"),
