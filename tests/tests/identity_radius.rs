@@ -262,6 +262,75 @@ fn identity_radclient_sessions_answer_who_across_restart_and_bad_packets_are_cou
     );
 }
 
+/// Accounting-Off (the NAS shutting down) closes every session that NAS had open, like
+/// Accounting-On, at its Event-Timestamp: `who` finds them no more now, still before; another
+/// NAS's session stays open.
+#[test]
+fn identity_radclient_accounting_off_closes_the_nas_open_sessions() {
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    let secret_file = files.dir.join("radius.secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret");
+    files.write_config(
+        &lab,
+        &format!(
+            "[metrics]\nlisten = \"{METRICS}\"\n\n[identity]\nradius_listen = \"0.0.0.0:1813\"\n\
+             radius_clients = [\"127.0.0.1/32\"]\nradius_secret_file = \"{}\"\n",
+            secret_file.display()
+        ),
+    );
+    let agent = Agent::start(&lab, files);
+    let dir = agent.files.dir.clone();
+    let send = |attributes: &str| radclient_ok(&lab.rtr, LOCAL, SECRET, attributes, &dir);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let t0 = now - 3600;
+    let bng1 = "NAS-Identifier = \"bng-1\", NAS-IP-Address = 192.0.2.1";
+    let bng2 = "NAS-Identifier = \"bng-2\", NAS-IP-Address = 192.0.2.5";
+    send(&format!(
+        "Acct-Status-Type = Start, Acct-Session-Id = \"off-dave\", User-Name = \"dave@isp\", \
+         Framed-IP-Address = 100.64.1.1, Event-Timestamp = {t0}, {bng1}"
+    ));
+    send(&format!(
+        "Acct-Status-Type = Start, Acct-Session-Id = \"off-erin\", User-Name = \"erin@isp\", \
+         Framed-IPv6-Prefix = 2001:db8:2:3::/64, Event-Timestamp = {t0}, {bng1}"
+    ));
+    send(&format!(
+        "Acct-Status-Type = Start, Acct-Session-Id = \"off-frank\", User-Name = \"frank@isp\", \
+         Framed-IP-Address = 100.64.1.2, Event-Timestamp = {t0}, {bng2}"
+    ));
+    assert_eq!(users(&agent, &["100.64.1.1"]), ["dave@isp"]);
+    assert_eq!(users(&agent, &["2001:db8:2:3::1"]), ["erin@isp"]);
+    assert_eq!(
+        value(&scrape(&lab), "egress_identity_sessions_open", &[]),
+        Some(3.0)
+    );
+
+    let off = now - 600;
+    send(&format!(
+        "Acct-Status-Type = Accounting-Off, Event-Timestamp = {off}, {bng1}"
+    ));
+    assert!(users(&agent, &["100.64.1.1"]).is_empty());
+    assert!(users(&agent, &["2001:db8:2:3::1"]).is_empty());
+    let closed = who(&agent, &["100.64.1.1", "--at", &rfc3339(off - 60)]);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0]["user_name"], "dave@isp");
+    assert_eq!(closed[0]["end"], rfc3339(off), "{closed:?}");
+    assert!(users(&agent, &["100.64.1.1", "--at", &rfc3339(off + 60)]).is_empty());
+    assert_eq!(
+        users(&agent, &["2001:db8:2:3::1", "--at", &rfc3339(off - 60)]),
+        ["erin@isp"]
+    );
+    // The other NAS is not touched.
+    assert_eq!(users(&agent, &["100.64.1.2"]), ["frank@isp"]);
+    assert_eq!(
+        value(&scrape(&lab), "egress_identity_sessions_open", &[]),
+        Some(1.0)
+    );
+}
+
 mod agent {
     /// Polls for up to 10 s (a hang guard, not a timing check).
     pub fn wait(mut condition: impl FnMut() -> bool) {
