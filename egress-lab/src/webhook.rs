@@ -1,14 +1,15 @@
 //! The abuse desk's webhook, for the tests, the demo and the bench: accepts POSTs on a socket
 //! bound inside a lab namespace, verifies `X-Egress-Signature` (HMAC-SHA256 of the body,
 //! computed here, not by the agent's code), records each delivery with its path and the moment
-//! it arrived, and answers 200. Stops on drop.
+//! it arrived, and answers 200 (or, started with [`Receiver::start_failing`], 500 to the first
+//! requests, for retries). Stops on drop.
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -30,6 +31,7 @@ pub struct Delivery {
 pub struct Receiver {
     pub addr: SocketAddr,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
+    refused: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -37,6 +39,17 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on `addr` (port 0: any free one) inside `netns`.
     pub fn start(netns: &Netns, addr: &str, secret: &[u8]) -> Result<Receiver, LabError> {
+        Receiver::start_failing(netns, addr, secret, 0)
+    }
+
+    /// Like [`Receiver::start`], answering `500 Internal Server Error` to the first `failures`
+    /// whole requests: those are counted by [`Receiver::refused`], not recorded as deliveries.
+    pub fn start_failing(
+        netns: &Netns,
+        addr: &str,
+        secret: &[u8],
+        failures: usize,
+    ) -> Result<Receiver, LabError> {
         let io = |source| LabError::Io {
             what: format!("the webhook receiver on {addr}"),
             source,
@@ -46,14 +59,20 @@ impl Receiver {
         let bound = listener.local_addr().map_err(io)?;
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
         let (seen, stopping, key) = (Arc::clone(&deliveries), Arc::clone(&stop), secret.to_vec());
+        let refusing = Arc::clone(&refused);
         let thread = std::thread::Builder::new()
             .name("webhook".into())
             .spawn(move || {
                 while !stopping.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Some(delivery) = serve(stream, &key) {
+                            let fail = refusing.load(Ordering::Relaxed) < failures;
+                            let delivery = serve(stream, &key, fail);
+                            if fail && delivery.is_some() {
+                                refusing.fetch_add(1, Ordering::Relaxed);
+                            } else if let Some(delivery) = delivery {
                                 seen.lock()
                                     .unwrap_or_else(|p| p.into_inner())
                                     .push(delivery);
@@ -69,6 +88,7 @@ impl Receiver {
         Ok(Receiver {
             addr: bound,
             deliveries,
+            refused,
             stop,
             thread: Some(thread),
         })
@@ -84,6 +104,11 @@ impl Receiver {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// How many requests were answered 500 (see [`Receiver::start_failing`]).
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -113,8 +138,8 @@ pub fn expected_signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// Reads one POST and answers it; None when it was not a whole request.
-fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
+/// Reads one POST and answers it (500 when `fail`); None when it was not a whole request.
+fn serve(stream: TcpStream, key: &[u8], fail: bool) -> Option<Delivery> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream);
@@ -140,7 +165,12 @@ fn serve(stream: TcpStream, key: &[u8]) -> Option<Delivery> {
     reader.read_exact(&mut body).ok()?;
     let received = Instant::now();
     let mut stream = reader.into_inner();
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let answer: &[u8] = if fail {
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    } else {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    };
+    let _ = stream.write_all(answer);
     Some(Delivery {
         path,
         received,
