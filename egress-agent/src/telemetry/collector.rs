@@ -49,18 +49,6 @@ pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
     Ok(text)
 }
 
-/// Every metric family, read now. The subscriber families come from one streamed pass over
-/// the subscriber map that keeps only the bounded top and the suspected bots.
-pub fn families(ctx: &TelemetryContext) -> Result<Vec<MetricFamily>, TelemetryError> {
-    let read = Read::now(ctx)?;
-    let mut families = read.before.finish();
-    let mut out = Exposition::new();
-    write_subscribers(&mut out, &read.snapshot.census);
-    families.extend(out.finish());
-    families.extend(read.after.finish());
-    Ok(families)
-}
-
 /// One scrape's reading: the families before the subscriber census's, the census, and the
 /// families after it.
 struct Read {
@@ -95,25 +83,6 @@ impl Read {
             before,
             snapshot,
             after,
-        })
-    }
-}
-
-/// The agent's families as a `prometheus` [`Collector`](prometheus::core::Collector), for a
-/// `prometheus::Registry` shared with other collectors. Its families change with the maps, so
-/// it declares no fixed descriptors (an unchecked collector); a failed read is logged and
-/// yields no families (the `/metrics` server uses [`render`] and answers 500 instead).
-pub struct AgentCollector(pub TelemetryContext);
-
-impl prometheus::core::Collector for AgentCollector {
-    fn desc(&self) -> Vec<&prometheus::core::Desc> {
-        Vec::new()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        families(&self.0).unwrap_or_else(|err| {
-            tracing::warn!(error = %err, "metrics collection failed");
-            Vec::new()
         })
     }
 }
