@@ -9,46 +9,302 @@ use clap::CommandFactory as _;
 use clap_complete::Shell;
 use egress_agent::cli::Cli;
 
-const CONFIG_KEYS: &[(&str, &str)] = &[
+/// One config section: its header (empty: the top level), what it is, and its keys as
+/// `(key, default, meaning)`; a default of "" means the key is required when the section is
+/// present. Every key the parser accepts (spec: Configuration, Inbound, Traceability,
+/// Notification, Audit, Fleet) is here; the package test checks the rendered page for each.
+type Section = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, &'static str)],
+);
+
+const CONFIG: &[Section] = &[
     (
-        "mode",
-        "enforce | monitor. The package starts in monitor: SMTP-bound packets are counted but pass.",
+        "",
+        "Top-level keys.",
+        &[
+            (
+                "mode",
+                "enforce",
+                "enforce drops SMTP-bound packets; monitor counts them and lets them pass. The packaged file starts in monitor.",
+            ),
+            (
+                "blocked_ports",
+                "[25]",
+                "TCP destination ports the outbound programs block; 587 and 465 (submission) are refused.",
+            ),
+            (
+                "pin_dir",
+                "/sys/fs/bpf/egress",
+                "bpffs directory of the pinned programs, links and maps; bpffs is mounted when it is not.",
+            ),
+            (
+                "state_dir",
+                "/var/lib/egress",
+                "where CLI changes, the fleet snapshot and the history database persist (see FILES).",
+            ),
+        ],
     ),
     (
-        "blocked_ports",
-        "TCP destination ports blocked (default [25]).",
+        "[[interface]]",
+        "One entry per interface and hook (none by default: nothing is attached). An interface may carry tc-egress and xdp-inbound at once.",
+        &[
+            ("name", "", "the interface name."),
+            (
+                "hook",
+                "",
+                "xdp (ingress of a subscriber-facing interface), tc-egress (egress of an uplink) or xdp-inbound (ingress of an uplink: the [inbound] rules).",
+            ),
+            (
+                "xdp_mode",
+                "auto",
+                "auto | native | skb, for the XDP hooks.",
+            ),
+        ],
     ),
     (
-        "pin_dir",
-        "bpffs directory of the pinned programs, links and maps (default /sys/fs/bpf/egress).",
+        "[allow]",
+        "Allowlists of the outbound programs: lists of CIDRs (a bare address means /32 or /128).",
+        &[
+            (
+                "relays",
+                "[]",
+                "the ISP's relays, which may send to blocked ports.",
+            ),
+            (
+                "exempt",
+                "[]",
+                "subscribers allowed to run their own mail server (business customers).",
+            ),
+            (
+                "destinations",
+                "[]",
+                "destinations anyone may reach, e.g. the ISP's relay beyond the edge.",
+            ),
+        ],
     ),
     (
-        "state_dir",
-        "where CLI changes persist (default /var/lib/egress).",
+        "[subscribers]",
+        "How sources are counted.",
+        &[
+            (
+                "ipv6_prefix_len",
+                "64",
+                "IPv6 sources are aggregated to this prefix length.",
+            ),
+            (
+                "max_tracked",
+                "1048576",
+                "capacity of the subscriber map (LRU: the least recently seen are evicted).",
+            ),
+        ],
     ),
     (
-        "[[interface]] name, hook, xdp_mode",
-        "hook = xdp (subscriber-facing ingress) or tc-egress (uplink); xdp_mode = auto | native | skb.",
+        "[detection]",
+        "When a subscriber is a suspected bot (RFC 6561).",
+        &[
+            ("window_seconds", "300", "the detection window."),
+            (
+                "attempts_threshold",
+                "20",
+                "blocked SYNs within the window that flag a subscriber.",
+            ),
+            (
+                "distinct_destinations_threshold",
+                "5",
+                "distinct destinations within the window that flag a subscriber.",
+            ),
+        ],
     ),
     (
-        "[allow] relays, exempt, destinations",
-        "CIDR lists: the ISP's relays, exempt subscribers, allowed destinations.",
+        "[metrics]",
+        "The Prometheus endpoint.",
+        &[
+            (
+                "listen",
+                "127.0.0.1:9725",
+                "address of http://LISTEN/metrics.",
+            ),
+            (
+                "max_subscriber_series",
+                "1000",
+                "the top offenders exported with a subscriber label.",
+            ),
+        ],
     ),
     (
-        "[subscribers] ipv6_prefix_len, max_tracked",
-        "IPv6 aggregation and the subscriber map's capacity.",
+        "[control]",
+        "The CLI's control socket.",
+        &[
+            (
+                "socket",
+                "/run/egress/egress.sock",
+                "the control socket (mode 0600, root peers only).",
+            ),
+            (
+                "reattach",
+                "true",
+                "replace a foreign program that displaced ours on a configured hook.",
+            ),
+        ],
     ),
     (
-        "[detection] window_seconds, attempts_threshold, distinct_destinations_threshold",
-        "when a subscriber is a suspected bot.",
+        "[inbound]",
+        "Only the spam checkers reach the primary MX (hook xdp-inbound).",
+        &[
+            (
+                "ports",
+                "[25]",
+                "TCP destination ports the inbound rules apply to; 587 and 465 are refused.",
+            ),
+            (
+                "protected_mx",
+                "[]",
+                "CIDRs of the primary MX: dropped (monitor: counted) unless the source is an mx_sender.",
+            ),
+            (
+                "mx_senders",
+                "[]",
+                "CIDRs of the spam checkers and third-party filtering services that may reach protected_mx.",
+            ),
+        ],
     ),
     (
-        "[metrics] listen, max_subscriber_series",
-        "Prometheus /metrics address (default 127.0.0.1:9725) and the labelled-series cap.",
+        "[inbound.throttle]",
+        "Optional: a per-source SYN token bucket in front of the spam checker.",
+        &[
+            (
+                "destinations",
+                "[]",
+                "CIDRs whose SYNs are rate limited per source address (IPv6: per /64).",
+            ),
+            (
+                "syn_per_second",
+                "10",
+                "the bucket's refill rate per source.",
+            ),
+            ("burst", "40", "the bucket's size."),
+            ("max_sources", "262144", "sources with a bucket (LRU map)."),
+        ],
     ),
     (
-        "[control] socket, reattach",
-        "the control socket (default /run/egress/egress.sock); replace a foreign program that displaced ours.",
+        "[mail]",
+        "Optional: the mail set-up egress-agent audit checks (absent: no audit).",
+        &[
+            ("domains", "", "the ISP's mail domains."),
+            (
+                "submission_hosts",
+                "[]",
+                "what customers configure for 587/465.",
+            ),
+            ("primary_mx", "[]", "host names of the primary MX."),
+            (
+                "spam_checkers",
+                "[]",
+                "host names of the spam checkers (the less preferred MX).",
+            ),
+            (
+                "resolver",
+                "the system resolver",
+                "IP:PORT (or IP, port 53) of the DNS resolver the audit asks.",
+            ),
+            (
+                "ca_file",
+                "the system roots",
+                "trust anchors for the relay's certificate.",
+            ),
+            (
+                "audit_interval_seconds",
+                "3600",
+                "how often the daemon runs the audit and exports it (0: never).",
+            ),
+        ],
+    ),
+    (
+        "[mail.test_account]",
+        "Optional: a mailbox on the relay, for the forged-FROM check (skipped without it).",
+        &[
+            ("user", "", "its address, user@domain."),
+            (
+                "password_file",
+                "",
+                "absolute path of a file holding its password.",
+            ),
+        ],
+    ),
+    (
+        "[identity]",
+        "Optional: RADIUS accounting (RFC 2866) and the address-to-subscriber history.",
+        &[
+            (
+                "radius_listen",
+                "127.0.0.1:1813",
+                "UDP address accounting is received on.",
+            ),
+            (
+                "radius_clients",
+                "[]",
+                "CIDRs that may send accounting; others are ignored and counted.",
+            ),
+            ("radius_secret_file", "", "file holding the shared secret."),
+            (
+                "retention_days",
+                "90",
+                "how long the history and the evidence reports are kept.",
+            ),
+        ],
+    ),
+    (
+        "[notify]",
+        "Optional: evidence reports on suspected bots delivered to a webhook (absent: stored only).",
+        &[
+            (
+                "webhook_url",
+                "",
+                "http:// or https:// URL reports are POSTed to.",
+            ),
+            (
+                "secret_file",
+                "none: unsigned",
+                "HMAC-SHA256 key; the signature is sent as X-Egress-Signature: sha256=HEX.",
+            ),
+            ("timeout_seconds", "5", "timeout of one delivery attempt."),
+            (
+                "max_queued",
+                "100000",
+                "undelivered reports kept; beyond it the oldest are dropped and counted.",
+            ),
+        ],
+    ),
+    (
+        "[fleet]",
+        "Optional: the allowlists from etcd (v3), shared by a fleet of routers (absent: local only).",
+        &[
+            (
+                "etcd_endpoints",
+                "",
+                "http:// or https:// URLs of the etcd members, tried in order.",
+            ),
+            (
+                "key_prefix",
+                "",
+                "the fleet's key space: entries live at KEY_PREFIX/KIND/PREFIX.",
+            ),
+            ("username", "none", "etcd user."),
+            (
+                "password_file",
+                "none",
+                "file holding that user's password.",
+            ),
+            (
+                "ca_file",
+                "none",
+                "CA of the members' certificates (https:// endpoints).",
+            ),
+            ("cert_file", "none", "client certificate (TLS)."),
+            ("key_file", "none", "client certificate's key (TLS)."),
+        ],
     ),
 ];
 
@@ -79,8 +335,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Shell::Zsh, "_egress-agent"),
         (Shell::Fish, "egress-agent.fish"),
     ] {
-        let mut file = std::fs::File::create(out.join(file))?;
-        clap_complete::generate(shell, &mut command, "egress-agent", &mut file);
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "egress-agent", &mut script);
+        let mut script = String::from_utf8(script)?;
+        if shell == Shell::Bash {
+            script = fix_hyphenated_bash(&script);
+        }
+        std::fs::write(out.join(file), script)?;
     }
     Ok(())
 }
@@ -147,17 +408,46 @@ fn write_static_sections(page: &mut Vec<u8>) -> std::io::Result<()> {
     writeln!(page, ".SH CONFIGURATION")?;
     writeln!(
         page,
-        "/etc/egress/egress.toml (TOML). A config error names the file, the key and what is wrong, and changes nothing that runs. SIGHUP (systemctl reload egress-agent) applies a changed file; a bad one is logged and the old one stays."
+        "/etc/egress/egress.toml (TOML). Unknown keys are errors. A config error names the file, the key and what is wrong, and changes nothing that runs. SIGHUP (systemctl reload egress-agent) applies a changed file; a bad one is logged and the old one stays. Each key below shows its default; \\fIrequired\\fR marks a key its section cannot do without."
     )?;
-    for (key, what) in CONFIG_KEYS {
-        writeln!(page, ".TP\n\\fB{}\\fR\n{}", roff(key), roff(what))?;
+    // Keys are words: no hyphenation, so the rendered page can be searched for them.
+    writeln!(page, ".nh")?;
+    for (header, what, keys) in CONFIG {
+        let header = if header.is_empty() {
+            "top level"
+        } else {
+            header
+        };
+        writeln!(page, ".SS \"{header}\"\n{}", roff(what))?;
+        for (key, default, meaning) in *keys {
+            let default = if default.is_empty() {
+                "\\fIrequired\\fR".to_owned()
+            } else {
+                format!("default: {}", roff(default))
+            };
+            writeln!(
+                page,
+                ".TP\n\\fB{}\\fR ({default})\n{}",
+                roff(key),
+                roff(meaning)
+            )?;
+        }
     }
+    writeln!(page, ".hy")?;
     writeln!(page, ".SH FILES")?;
     for (file, what) in [
         ("/etc/egress/egress.toml", "the configuration (a conffile)"),
         (
             "/var/lib/egress/allowlist.json",
-            "allowlist entries added through the CLI",
+            "allowlist entries added through the CLI (state_dir)",
+        ),
+        (
+            "/var/lib/egress/fleet.json",
+            "with [fleet]: the last applied fleet set and its etcd revision, enforced while etcd is unreachable",
+        ),
+        (
+            "/var/lib/egress/history.sqlite3",
+            "SQLite database (WAL, with its -wal and -shm files): the RADIUS session history and the evidence reports with their delivery state, kept retention_days; readable with sqlite3",
         ),
         (
             "/sys/fs/bpf/egress",
@@ -195,6 +485,14 @@ fn write_static_sections(page: &mut Vec<u8>) -> std::io::Result<()> {
     )?;
     writeln!(page, ".SH \"SEE ALSO\"\nsystemctl(1), bpftool(8)")?;
     Ok(())
+}
+
+/// clap_complete's bash script spells the state of a subcommand of a hyphenated binary two
+/// ways (`egress__agent__subcmd__relay` in the loop that finds it, `egress__subcmd__agent__...`
+/// in the arms that complete it; clap-rs/clap#6421), so nothing past the first word completes:
+/// spell the arms as the loop does.
+fn fix_hyphenated_bash(script: &str) -> String {
+    script.replace("egress__subcmd__agent", "egress__agent")
 }
 
 /// Escapes text for roff: backslashes, and a leading dot or quote.
