@@ -15,9 +15,7 @@ use egress_common::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    config::{Config, Hook, ModeSetting, PrefixList},
-};
+use crate::config::{Config, Hook, ModeSetting, PrefixList};
 
 /// `[inbound]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
