@@ -30,8 +30,8 @@ pub struct Snapshot {
     pub took: Duration,
     /// The series cap it was taken with (a reload that changes it forces a fresh scan).
     max_series: usize,
-    /// The census's families as exposition text, encoded by the first scrape that shows it:
-    /// the scrapes after it serve the same census and only copy the text.
+    /// The census's families as exposition text, encoded by the background scan that took it
+    /// or by the first scrape that shows it: scrapes of the same census only copy the text.
     encoded: OnceLock<String>,
 }
 
@@ -103,7 +103,13 @@ impl CensusCache {
         let spawned = std::thread::Builder::new()
             .name("census".into())
             .spawn(move || {
-                let result = scan(&background, max_series);
+                // Encoded here, off the scrape: with a census this slow every scrape would
+                // otherwise see a new snapshot and encode its thousand series itself.
+                let result = scan(&background, max_series).inspect(|snapshot| {
+                    if let Err(err) = snapshot.encoded(super::collector::encode_census) {
+                        tracing::warn!(error = %err, "cannot encode the subscriber census");
+                    }
+                });
                 let mut state = background.census.lock();
                 state.refreshing = false;
                 match result {

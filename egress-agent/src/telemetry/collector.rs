@@ -34,19 +34,24 @@ const OTHER_DROPS: [(Counter, &str); 3] = [
 /// The whole exposition as text, read now. The subscriber families' text is encoded once
 /// per census (a million subscribers' census is reused by several scrapes).
 pub fn render(ctx: &TelemetryContext) -> Result<String, TelemetryError> {
-    let encode = |families: &[MetricFamily]| {
-        exposition::encode(families).map_err(|err| TelemetryError::Encode(err.to_string()))
-    };
     let read = Read::now(ctx)?;
-    let subscribers = read.snapshot.encoded(|census| {
-        let mut out = Exposition::new();
-        write_subscribers(&mut out, census);
-        encode(&out.finish())
-    })?;
+    let subscribers = read.snapshot.encoded(encode_census)?;
     let mut text = encode(&read.before.finish())?;
     text.push_str(subscribers);
     text.push_str(&encode(&read.after.finish())?);
     Ok(text)
+}
+
+/// The subscriber census's families as exposition text: a thousand series of top offenders
+/// and suspected bots, encoded once per census (see `census_cache`).
+pub(super) fn encode_census(census: &subscribers::Census) -> Result<String, TelemetryError> {
+    let mut out = Exposition::new();
+    write_subscribers(&mut out, census);
+    encode(&out.finish())
+}
+
+fn encode(families: &[MetricFamily]) -> Result<String, TelemetryError> {
+    exposition::encode(families).map_err(|err| TelemetryError::Encode(err.to_string()))
 }
 
 /// One scrape's reading: the families before the subscriber census's, the census, and the
