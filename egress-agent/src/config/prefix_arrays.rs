@@ -334,6 +334,19 @@ inbound.ignored = 1
     }
 
     #[test]
+    fn crlf_files_and_quoted_headers_read_the_same() {
+        let text = "[\"allow\"]\r\nexempt = [\r\n  \"192.0.2.1\", # one\r\n  '192.0.2.2',\r\n]\r\n";
+        assert_eq!(extract(text.to_owned()).1.len(), 1);
+        let ours = parse(Path::new("t.toml"), text).expect("valid");
+        assert_eq!(ours, plain(text));
+        assert_eq!(ours.allow.exempt.len(), 2);
+        // A quoted key holding a dot is one key, not `allow.exempt`.
+        let quoted = "\"allow.exempt\" = [\"192.0.2.1\"]\n";
+        assert!(extract(quoted.to_owned()).1.is_empty());
+        assert!(parse(Path::new("t.toml"), quoted).is_err(), "unknown key");
+    }
+
+    #[test]
     fn anything_unexpected_is_left_to_toml() {
         for text in [
             "[allow]\nexempt = [1, 2]\n",
