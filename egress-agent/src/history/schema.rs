@@ -94,3 +94,46 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database an agent of schema 1 left behind: its sessions and reports survive the
+    /// step to the current schema, which adds the active flags.
+    #[test]
+    fn a_version_1_database_migrates_with_its_rows() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO sessions (nas, acct_session_id, user_name, start_ms, updated_ms)
+                VALUES ('bng-1', 's1', 'alice@isp', 1000, 1000);
+             INSERT INTO reports (report_id, subscriber, flagged_ms, body, state, next_attempt_ms)
+                VALUES ('r1', '192.0.2.2', 2000, '{}', 'queued', 0);",
+        )
+        .expect("rows of schema 1");
+        migrate(&mut conn).map_err(|_| "migrate").expect("migrates");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        let user: String = conn
+            .query_row(
+                "SELECT user_name FROM sessions WHERE acct_session_id = 's1'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("the session survives");
+        assert_eq!(user, "alice@isp");
+        let reports: i64 = conn
+            .query_row("SELECT count(*) FROM reports", [], |row| row.get(0))
+            .expect("reports");
+        assert_eq!(reports, 1);
+        conn.execute(
+            "INSERT INTO active_flags (subscriber, report_id, last_flag_ms) VALUES ('192.0.2.2', 'r1', 2000)",
+            [],
+        )
+        .expect("schema 2's table exists");
+    }
+}

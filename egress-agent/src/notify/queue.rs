@@ -216,4 +216,31 @@ mod tests {
         assert_eq!(next_due_ms(&conn).expect("next"), Some(0));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn pruning_keeps_what_still_waits_for_delivery_and_anything_recent() {
+        let dir = std::env::temp_dir().join(format!("egress-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let history = crate::history::History::open(&dir).expect("open");
+        let mut conn = history.connect().expect("connect");
+        let tx = conn.transaction().expect("tx");
+        for (id, flagged_ms, state) in [
+            ("old-delivered", 10, DELIVERED),
+            ("old-dropped", 20, DROPPED),
+            ("old-queued", 30, QUEUED),
+            ("new-delivered", 2_000, DELIVERED),
+        ] {
+            assert!(insert(&tx, id, "192.0.2.2", flagged_ms, "{}", state, 0).expect("insert"));
+        }
+        assert_eq!(prune(&tx, 1_000).expect("prune"), 2);
+        tx.commit().expect("commit");
+        let mut kept: Vec<String> = list(&conn, 0, 100)
+            .expect("list")
+            .into_iter()
+            .map(|row| row.report_id)
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["new-delivered", "old-queued"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
