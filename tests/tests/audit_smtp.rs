@@ -344,3 +344,53 @@ fn audit_smtp_fails_a_hanging_relay_with_a_reason() {
         .collect();
     assert_eq!(failing(&rows, &["smtp."]), expected_failing, "{context}");
 }
+
+/// A relay whose certificate the audit cannot verify (`ca_file` names another CA): STARTTLS
+/// and implicit TLS are a `warn` that says why, and the checks behind them still run.
+#[test]
+fn audit_smtp_warns_on_a_certificate_that_does_not_verify() {
+    let ns = mail::mail_netns();
+    let dir = TempDir::new("audit-cert");
+    let knot_dir = dir.path().join("knot");
+    std::fs::create_dir_all(&knot_dir).expect("knot dir");
+    let _knot = knot::start(&ns, &knot_dir, &Zones::correct().files());
+    let certs = postfix::make_certificates(dir.path());
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).expect("other CA dir");
+    let other_ca = postfix::make_certificates(&other_dir).ca;
+    std::fs::write(dir.path().join("audit.password"), format!("{PASSWORD}\n")).expect("password");
+    let config_path = dir.path().join("egress.toml");
+    std::fs::write(&config_path, config(dir.path(), &other_ca)).expect("config");
+    let relay = Relay::start(&ns, &dir.path().join("postfix"), &certs, Setup::default());
+    let (code, rows, _) = run_audit(&ns, &config_path);
+    drop(relay);
+    let context = show(&rows);
+    assert_eq!(code, 0, "a warn is not a failure — {context}");
+    assert_eq!(failing(&rows, &["smtp."]), vec![], "{context}");
+    let verdict = verdicts(&rows);
+    for check in ["smtp.submission_starttls", "smtp.submission_implicit_tls"] {
+        let key = (check.to_owned(), HOST.to_owned());
+        assert_eq!(
+            verdict.get(&key).map(String::as_str),
+            Some("warn"),
+            "{check} — {context}"
+        );
+        let why = detail(&rows, check, HOST, &context);
+        assert!(
+            why.contains("certificate does not verify"),
+            "{check}: {why}"
+        );
+    }
+    for check in [
+        "smtp.submission_auth_after_tls_only",
+        "smtp.submission_requires_auth",
+        "smtp.submission_rejects_forged_from",
+    ] {
+        let key = (check.to_owned(), HOST.to_owned());
+        assert_eq!(
+            verdict.get(&key).map(String::as_str),
+            Some("pass"),
+            "{check} — {context}"
+        );
+    }
+}
