@@ -82,16 +82,26 @@ pub fn cli(args: &[&str]) -> Output {
 }
 
 /// Polls `condition` every 100 ms for up to `seconds` (a hang guard, not a timing check).
-pub fn wait_for(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
-    let seconds = seconds * time_scale();
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+pub fn wait_for(what: &str, seconds: u64, condition: impl FnMut() -> bool) {
+    if !wait_until(seconds, condition) {
+        panic!(
+            "timed out after {} s waiting for {what}",
+            seconds * time_scale()
+        );
+    }
+}
+
+/// Like [`wait_for`], but says whether `condition` came true, so the caller can report what
+/// it saw last.
+pub fn wait_until(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds * time_scale());
     while Instant::now() < deadline {
         if condition() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out after {seconds} s waiting for {what}");
+    false
 }
 
 /// Paths of one agent instance.
