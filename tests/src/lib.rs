@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod mail;
 pub mod metrics;
 pub mod netns;
+pub mod notify;
 pub mod packet;
 pub mod radius;
 pub mod tls;
