@@ -16,6 +16,7 @@ pub mod names {
     pub const THROTTLED_V4: &str = "EGRESS_THROTTLE_DESTS_V4";
     pub const THROTTLED_V6: &str = "EGRESS_THROTTLE_DESTS_V6";
     pub const BUCKETS: &str = "EGRESS_THROTTLE_SOURCES";
+    pub const HOSTS_V4: &str = "EGRESS_INBOUND_HOSTS_V4";
 }
 
 /// Capacity of each inbound prefix list (per family). Tries are not preallocated.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod counters;
 pub mod event;
 pub mod inbound;
+pub mod inbound_hosts;
 pub mod index;
 #[cfg(all(test, feature = "user"))]
 mod index_oracle;

@@ -4,7 +4,7 @@
 //! and no map lookup.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::map,
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
 };
@@ -13,6 +13,7 @@ use egress_common::{
     inbound::{
         DEFAULT_MAX_SOURCES, InboundConfig, InboundCounter, LIST_CAPACITY, ThrottleBucket, empty,
     },
+    inbound_hosts::{self, PROTECTED, THROTTLED},
     parse,
 };
 
@@ -52,6 +53,11 @@ static THROTTLED_V4: LpmTrie<[u8; 4], u32> =
 static THROTTLED_V6: LpmTrie<[u8; 16], u32> =
     LpmTrie::with_max_entries(LIST_CAPACITY, BPF_F_NO_PREALLOC);
 
+/// The IPv4 host table (`egress_common::inbound_hosts`): the destination's classes in two
+/// array reads, when its header says the lists are all hosts.
+#[map(name = "EGRESS_INBOUND_HOSTS_V4")]
+static HOSTS_V4: Array<u64> = Array::with_max_entries(inbound_hosts::ENTRIES, 0);
+
 /// Per-source token buckets; the agent sets the capacity (`max_sources`) at load time.
 #[map(name = "EGRESS_THROTTLE_SOURCES")]
 static BUCKETS: LruHashMap<SubscriberKey, ThrottleBucket> =
@@ -86,7 +92,16 @@ pub fn judge<P: Packet>(packet: &P) -> Action {
 fn judge_smtp(packet: &SmtpPacket) -> Action {
     let config = config();
     let v4 = packet.family == Family::Ipv4;
-    if protected(packet.family, &packet.destination, config.flags) {
+    let hosts = if v4 {
+        host_classes(inbound_hosts::host_of_word(packet.destination_words()[0]))
+    } else {
+        None
+    };
+    let is_protected = match hosts {
+        Some(classes) => classes & PROTECTED != 0,
+        None => protected(packet.family, &packet.destination, config.flags),
+    };
+    if is_protected {
         if sender(packet, config.flags) {
             count_inbound(InboundCounter::of(
                 v4,
@@ -97,10 +112,14 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
         }
         return refuse(config, v4);
     }
-    if packet.is_connection_attempt()
-        && throttled_destination(packet, config.flags)
-        && !bucket_admits(packet, config)
-    {
+    if !packet.is_connection_attempt() {
+        return Action::Pass;
+    }
+    let is_throttled = match hosts {
+        Some(classes) => classes & THROTTLED != 0,
+        None => throttled_destination(packet, config.flags),
+    };
+    if is_throttled && !bucket_admits(packet, config) {
         count_inbound(InboundCounter::of(
             v4,
             InboundCounter::ThrottledV4,
@@ -115,6 +134,23 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
     Action::Pass
 }
 
+/// The classes of an IPv4 destination (`host_of` its address bytes) from the host table, or
+/// `None` while the table is off and the tries answer.
+#[inline(always)]
+fn host_classes(host: u32) -> Option<u32> {
+    let header = *HOSTS_V4.get(inbound_hosts::HEADER)?;
+    if inbound_hosts::bits_of(header) == 0 {
+        return None;
+    }
+    let [first, second] = inbound_hosts::choices(header, host);
+    let classes_at = |index| {
+        HOSTS_V4
+            .get(index)
+            .map_or(0, |slot| inbound_hosts::classes_in(*slot, host))
+    };
+    Some(classes_at(first) | classes_at(second))
+}
+
 /// A frame whose port cannot be read for certain: refused when it is (or may be) headed for a
 /// protected destination, passed untouched otherwise.
 #[inline(never)]
@@ -122,7 +158,15 @@ fn judge_suspect<P: Packet>(packet: &P, suspect: egress_common::Suspect) -> Acti
     let config = config();
     match parse::destination(packet) {
         Some((family, destination)) => {
-            if !protected(family, &destination, config.flags) {
+            let hosts = match family {
+                Family::Ipv4 => host_classes(inbound_hosts::host_of(narrow(&destination))),
+                Family::Ipv6 => None,
+            };
+            let is_protected = match hosts {
+                Some(classes) => classes & PROTECTED != 0,
+                None => protected(family, &destination, config.flags),
+            };
+            if !is_protected {
                 return Action::Pass;
             }
             count(suspect_counter(suspect));
@@ -207,8 +251,10 @@ fn bucket_admits(packet: &SmtpPacket, config: &InboundConfig) -> bool {
     let now = if config.clock_ns != 0 {
         config.clock_ns
     } else {
+        // The coarse clock (a tick, 1-10 ms) is a plain read, the precise one a clock-source
+        // read per SYN; a bucket's interval is 1 s / syn_per_second, so a tick is close enough.
         // SAFETY: a helper without preconditions.
-        unsafe { bpf_ktime_get_ns() }
+        unsafe { bpf_ktime_get_coarse_ns() }
     };
     let key = bucket_key(packet);
     match BUCKETS.get_ptr_mut(&key) {

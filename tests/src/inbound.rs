@@ -10,6 +10,7 @@ use aya::{
 use egress_common::{
     Counter, Mode, PortSet, SubscriberKey,
     inbound::{InboundConfig, InboundCounter, ThrottleBucket, empty, names},
+    inbound_hosts::{self, Table},
 };
 use ipnet::IpNet;
 
@@ -26,6 +27,9 @@ pub struct InboundPolicy {
     pub burst: u32,
     /// 0: the kernel's clock; otherwise the time the program sees (see `InboundConfig::clock_ns`).
     pub clock_ns: u64,
+    /// Whether [`Inbound::apply`] writes the IPv4 host table where the lists allow it, as the
+    /// agent does; off, the tries answer every destination.
+    pub host_table: bool,
 }
 
 impl Default for InboundPolicy {
@@ -38,6 +42,7 @@ impl Default for InboundPolicy {
             syn_per_second: 10,
             burst: 40,
             clock_ns: 0,
+            host_table: true,
         }
     }
 }
@@ -66,10 +71,24 @@ impl InboundPolicy {
         self.throttled.push(net(cidr));
         self
     }
+    /// The same lists, with the host table left off.
+    pub fn without_host_table(mut self) -> Self {
+        self.host_table = false;
+        self
+    }
     pub fn rate(mut self, syn_per_second: u32, burst: u32) -> Self {
         self.syn_per_second = syn_per_second;
         self.burst = burst;
         self
+    }
+
+    /// The host table the agent would write: IPv4 hosts of `protected_mx` and `throttled`,
+    /// or `None` when either list has a wider IPv4 prefix (or the table is switched off).
+    pub fn host_table(&self) -> Option<Table> {
+        if !self.host_table {
+            return None;
+        }
+        egress_agent::inbound::hosts::table_for(&self.protected_mx, &self.throttled)
     }
 
     /// The config entry, with the empty-list shortcuts the agent would set.
@@ -189,6 +208,41 @@ impl Inbound {
             );
         }
         self.set_config(&policy.config());
+        self.write_host_table(policy.host_table().as_ref());
+    }
+
+    /// Writes `table` into the first half and names it in the header; `None` switches the
+    /// table off.
+    pub fn write_host_table(&mut self, table: Option<&Table>) {
+        let mut map: Array<_, u64> =
+            Array::try_from(self.map_mut(names::HOSTS_V4)).expect("the host table is an array");
+        if let Some(table) = table {
+            for (index, slot) in (1u32..).zip(&table.slots) {
+                map.set(index, slot, 0).expect("write a host table slot");
+            }
+        }
+        let header = table.map_or(0, |table| table.header(0));
+        map.set(inbound_hosts::HEADER, header, 0)
+            .expect("write the host table header");
+    }
+
+    /// Whether the program reads the host table (its header names one).
+    pub fn host_table_on(&self) -> bool {
+        let map: Array<_, u64> =
+            Array::try_from(self.ebpf.map(names::HOSTS_V4).expect("host table"))
+                .expect("the host table is an array");
+        let header = map.get(&inbound_hosts::HEADER, 0).expect("read the header");
+        inbound_hosts::bits_of(header) != 0
+    }
+
+    /// Removes every entry of the IPv4 protected-MX and throttle tries, leaving the host
+    /// table as it is (to show which of the two the program reads).
+    pub fn empty_ipv4_tries(&mut self) {
+        for name in [names::PROTECTED_V4, names::THROTTLED_V4] {
+            let map = LpmTrie::<_, [u8; 4], u32>::try_from(self.map_mut(name))
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            fill(map, std::iter::empty(), name);
+        }
     }
 
     pub fn set_config(&mut self, config: &InboundConfig) {

@@ -1,12 +1,13 @@
 //! The inbound lists are checked for drift like the allowlists: a protected primary MX
 //! deleted from its pinned trie behind the agent's back (with bpftool), or a rogue spam
-//! checker inserted, is put back within seconds and counted under its own kind.
+//! checker inserted, is put back within seconds and counted under its own kind. So is the
+//! IPv4 host table the program reads instead of the tries: wiped, it is rewritten.
 use std::net::Ipv4Addr;
 
 use tests::agent::{
     Agent, AgentFiles, Lab, RELAY,
-    kernel::{bpftool_ok, has_key, lpm_v4_key},
-    wait_for,
+    kernel::{bpftool_json, bpftool_ok, has_key, lpm_v4_key},
+    wait_for, wait_until,
 };
 
 #[test]
@@ -55,5 +56,58 @@ fn inbound_list_drift_is_reverted_and_counted_by_kind() {
         drift("relay"),
         Some(0),
         "drift is counted under the inbound kinds only"
+    );
+
+    // The host table (`egress_common::inbound_hosts`): element 0 is its header.
+    let hosts = maps.join("EGRESS_INBOUND_HOSTS_V4");
+    let hosts = hosts.to_str().expect("utf-8");
+    let header = || -> Vec<u8> {
+        let entry = bpftool_json(&[
+            "map", "lookup", "pinned", hosts, "key", "hex", "00", "00", "00", "00",
+        ]);
+        entry["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("bpftool printed no value bytes: {entry}"))
+            .iter()
+            .map(|byte| {
+                let text = byte.as_str().unwrap_or_default().trim_start_matches("0x");
+                u8::from_str_radix(text, 16)
+                    .unwrap_or_else(|err| panic!("value byte {byte}: {err}"))
+            })
+            .collect()
+    };
+    let written = header();
+    assert_ne!(
+        written[0], 0,
+        "a protected /32 puts the host table on: {written:?}"
+    );
+    // Every slot of the half in use wiped: the program would find no protected host.
+    let base = 1 + u32::from(written[1] & 1) * egress_common::inbound_hosts::HALF;
+    for index in base..base + (1 << written[0]) {
+        let key: Vec<String> = index
+            .to_le_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut update = vec!["map", "update", "pinned", hosts, "key", "hex"];
+        update.extend(key.iter().map(String::as_str));
+        update.extend([
+            "value", "hex", "00", "00", "00", "00", "00", "00", "00", "00",
+        ]);
+        bpftool_ok(&update);
+    }
+    let rewritten = wait_until(15, || drift("protected_mx") == Some(2));
+    assert!(
+        rewritten,
+        "the host table was not rewritten: drift {:?}, header {:?}\nagent log:\n{}",
+        agent.status()["allowlist_drift"],
+        header(),
+        agent.log_text()
+    );
+    let repaired = header();
+    assert_ne!(repaired[0], 0, "the host table is on again: {repaired:?}");
+    assert_ne!(
+        repaired[1], written[1],
+        "the header names the rewritten half"
     );
 }

@@ -417,13 +417,28 @@ fn every_inbound_row_holds_in_the_kernel() {
 
     let mut inbound = Inbound::load(&[25], 4096);
     let mut failures = Vec::new();
+    // Every row twice: as the agent writes the lists (the host table where they allow it) and
+    // with the tries alone.
+    let passes = [("host table", false), ("tries only", true)];
+    let runs = passes.iter().flat_map(|&(pass, tries_only)| {
+        rows.iter().map(move |row| {
+            let policy = if tries_only {
+                row.policy.clone().without_host_table()
+            } else {
+                row.policy.clone()
+            };
+            (pass, row, policy)
+        })
+    });
+    let mut on_table = 0;
     // Consecutive rows mostly share a policy: rewrite the lists only when it changes.
-    let mut applied = None;
-    for row in &rows {
-        if applied != Some(&row.policy) {
-            inbound.apply(&row.policy);
-            applied = Some(&row.policy);
+    let mut applied: Option<InboundPolicy> = None;
+    for (pass, row, policy) in runs {
+        if applied.as_ref() != Some(&policy) {
+            inbound.apply(&policy);
+            applied = Some(policy);
         }
+        on_table += usize::from(inbound.host_table_on());
         inbound.clear_buckets();
         let (before, shared_before) = (inbound.counters(), inbound.shared_counters());
         let verdict = inbound.run(&row.frame);
@@ -433,12 +448,20 @@ fn every_inbound_row_holds_in_the_kernel() {
         let want_shared: Vec<_> = row.shared.iter().map(|&c| (c, 1)).collect();
         if verdict != row.verdict || delta != want || shared != want_shared {
             failures.push(format!(
-                "{}: gave {verdict:?} {delta:?} {shared:?}, row says {:?} {want:?} {want_shared:?}",
+                "{} ({pass}): gave {verdict:?} {delta:?} {shared:?}, row says {:?} {want:?} \
+                 {want_shared:?}",
                 row.name, row.verdict
             ));
         }
     }
-    println!("{} inbound rows", rows.len());
+    println!(
+        "{} inbound rows, {on_table} of them on the host table",
+        rows.len()
+    );
+    assert!(
+        on_table * 2 > rows.len(),
+        "most rows' lists are hosts, yet only {on_table} ran on the host table"
+    );
     assert!(
         failures.is_empty(),
         "{} rows failed:\n{}",
@@ -458,4 +481,60 @@ fn inbound_ports_are_a_load_time_set() {
     only_2525.apply(&isp());
     assert_eq!(only_2525.run(&syn4(OTHER4, MX4, 25)), PASS);
     assert_eq!(only_2525.counters().0, [0; InboundCounter::COUNT as usize]);
+}
+
+/// The host table, not the tries, decides while its header names it; switched off, the tries
+/// do. Also: a host both protected and throttled is protected first.
+#[test]
+fn the_host_table_decides_while_it_is_on() {
+    let mut inbound = Inbound::load(&[25], 4096);
+    let policy = isp().protected("192.0.2.41/32").throttle("192.0.2.41/32");
+    inbound.apply(&policy);
+    assert!(inbound.host_table_on(), "the spec's example is all hosts");
+    inbound.empty_ipv4_tries();
+    assert_eq!(
+        inbound.run(&syn4(OTHER4, MX4, 25)),
+        DROP,
+        "protected by the table"
+    );
+    assert_eq!(
+        inbound.run(&syn4(CHECKER4, MX4, 25)),
+        PASS,
+        "the checker may send"
+    );
+    assert_eq!(inbound.run(&syn4(OTHER4, [192, 0, 2, 41], 25)), DROP);
+    assert_eq!(inbound.run(&syn4(OTHER4, HOST4, 25)), PASS);
+    let before = inbound.counters();
+    inbound.set_clock(&policy, 1);
+    // The checker's own bucket: the burst (40) passes, the next SYN is throttled.
+    for _ in 0..40 {
+        assert_eq!(inbound.run(&syn4(OTHER4, CHECKER4, 25)), PASS);
+    }
+    assert_eq!(inbound.run(&syn4(OTHER4, CHECKER4, 25)), DROP);
+    assert_eq!(
+        inbound.counters().since(&before),
+        vec![(ThrottledV4, 1)],
+        "throttled by the table's class"
+    );
+
+    inbound.write_host_table(None);
+    assert!(!inbound.host_table_on());
+    assert_eq!(
+        inbound.run(&syn4(OTHER4, MX4, 25)),
+        PASS,
+        "the tries are empty now"
+    );
+    assert_eq!(inbound.run(&syn4(OTHER4, [192, 0, 2, 41], 25)), PASS);
+}
+
+/// A list with a prefix wider than a host keeps the table off: the tries answer.
+#[test]
+fn a_wider_prefix_leaves_the_table_off() {
+    let mut inbound = Inbound::load(&[25], 4096);
+    inbound.apply(&isp().protected("198.51.100.0/28"));
+    assert!(!inbound.host_table_on());
+    assert_eq!(inbound.run(&syn4(OTHER4, [198, 51, 100, 9], 25)), DROP);
+    assert_eq!(inbound.run(&syn4(OTHER4, MX4, 25)), DROP);
+    inbound.apply(&isp());
+    assert!(inbound.host_table_on());
 }

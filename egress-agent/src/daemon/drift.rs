@@ -34,6 +34,8 @@ pub struct DriftReport {
     tries: bool,
     /// The IPv4 source index differs (a sync repairs it).
     index: bool,
+    /// The inbound IPv4 host table differs (a sync repairs it).
+    hosts: bool,
     entries: u64,
     seconds: f64,
 }
@@ -63,15 +65,16 @@ impl Agent {
         }
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let (found, tries, index) = match &applied {
+            let (found, tries, index, hosts) = match &applied {
                 Some(desired) => examine(&pins, desired),
-                None => (ByKind::default(), false, false),
+                None => (ByKind::default(), false, false, false),
             };
             let _ = report.send(DriftReport {
                 generation,
                 found,
                 tries,
                 index,
+                hosts,
                 entries,
                 seconds: started.elapsed().as_secs_f64(),
             });
@@ -121,18 +124,28 @@ impl Agent {
             if let Err(err) = self.reconcile_allowlists(None) {
                 tracing::error!(%err, "cannot restore allowlist maps");
             }
-        } else if report.index
-            && let Some(applied) = &self.applied
-            && let Err(err) = source_index::sync(self.dataplane().pins(), &applied.sources)
+            return;
+        }
+        let Some(applied) = self.applied.clone() else {
+            return;
+        };
+        let pins = self.dataplane().pins();
+        if report.index
+            && let Err(err) = source_index::sync(pins, &applied.sources)
         {
             tracing::error!(%err, "cannot restore the IPv4 source index");
+        }
+        if report.hosts
+            && let Err(err) = crate::inbound::hosts::sync(pins, &applied)
+        {
+            tracing::error!(%err, "cannot restore the inbound host table");
         }
     }
 }
 
-/// Reads every allowlist map and the IPv4 source index and compares them with `desired`:
-/// what differs, by kind; whether the tries differ; whether the index does.
-fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
+/// Reads every allowlist map, the IPv4 source index and the inbound host table and compares
+/// them with `desired`: what differs, by kind; whether the tries, the index, the table do.
+fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, bool) {
     let mut found = ByKind::default();
     for (direction, want) in [
         (Direction::Sources, &desired.sources),
@@ -164,7 +177,20 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool) {
             false
         }
     };
-    (found, tries, index)
+    let hosts = match crate::inbound::hosts::check(pins, desired) {
+        Ok(differ) if differ != ByKind::default() => {
+            tracing::warn!("inbound IPv4 host table was changed outside the agent");
+            found.protected_mx += differ.protected_mx;
+            found.throttle_destination += differ.throttle_destination;
+            true
+        }
+        Ok(_) => false,
+        Err(err) => {
+            tracing::error!(%err, "cannot check the inbound host table");
+            false
+        }
+    };
+    (found, tries, index, hosts)
 }
 
 /// Entries whose kind bits differ between the map (sorted) and the desired state, by kind:

@@ -142,7 +142,8 @@ pub fn throttled_sources(pins: &PinLayout, now_ns: u64) -> Result<u64, MapsError
     }
 }
 
-/// Makes the inbound tries hold `desired`'s inbound lists, adding before removing in each.
+/// Makes the inbound tries hold `desired`'s inbound lists, adding before removing in each,
+/// and then the IPv4 host table.
 /// Each list fits in `LIST_CAPACITY` per family or nothing changes. `held`: what the tries
 /// hold, when the caller knows (see `allowlist_maps::reconcile`).
 pub fn reconcile(
@@ -159,6 +160,7 @@ pub fn reconcile(
         total.inserted += applied.inserted;
         total.removed += applied.removed;
     }
+    super::hosts::sync(pins, desired)?;
     Ok(total)
 }
 

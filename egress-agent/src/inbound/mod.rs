@@ -5,6 +5,7 @@
 //! `throttle.destinations`) ride on the allowlist machinery as kinds of their own, so the CLI,
 //! persistence, add-before-remove reconcile and drift checks are those of `relay`.
 
+pub mod hosts;
 pub mod maps;
 pub mod metrics;
 pub mod status;
