@@ -22,7 +22,7 @@ use super::{
     cases::{XDP_DROP, XDP_PASS},
     floor::{Floor, Geometry},
     frames::{self, L4},
-    measure::{NoHooks, Stats, measure, warm_up},
+    measure::{Measured, NoHooks, Stats, measure, warm_up},
     report::{Row, Target},
 };
 
@@ -222,18 +222,9 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
             continue;
         }
         // The floor: one lookup in an LRU hash of the throttle's capacity holding the same
-        // sources with 4-byte keys and 8-byte values, plus an add, on the same frames.
-        let floor = Floor::new(DEFAULT_MAX_SOURCES, Geometry::MINIMAL)?;
-        floor.track((0..SOURCES).map(others))?;
-        let floor_measured = measure(
-            "inbound floor",
-            floor.fd(),
-            empty.as_fd(),
-            &frames,
-            scale.steady,
-            XDP_DROP,
-            &mut NoHooks,
-        )?;
+        // sources with 4-byte keys and 8-byte values, plus an add, on the same frames; beside
+        // it the same with the buckets' key and value sizes, to show what the element costs.
+        let floor_measured = floor(Geometry::MINIMAL, &frames, empty.as_fd(), scale)?;
         rows.push(
             Row::measured(
                 format!("inbound: floor, 4-byte key, {SOURCES} sources"),
@@ -242,6 +233,23 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
                 Target::Info,
             )
             .with_context(&floor_measured),
+        );
+        let buckets = Geometry {
+            key_size: size_of::<SubscriberKey>() as u32,
+            value_size: size_of::<ThrottleBucket>() as u32,
+        };
+        let bucket_floor = floor(buckets, &frames, empty.as_fd(), scale)?;
+        rows.push(
+            Row::measured(
+                format!(
+                    "inbound: floor, the buckets' {}-byte key and {}-byte value",
+                    buckets.key_size, buckets.value_size
+                ),
+                bucket_floor.headline(),
+                "ns",
+                Target::Info,
+            )
+            .with_context(&bucket_floor),
         );
         let ratio = measured.headline().median / floor_measured.headline().median;
         rows.push(
@@ -256,6 +264,27 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
     }
     rows.push(sender_lookup_row(&medians));
     Ok(rows)
+}
+
+/// One lookup and an add in an LRU hash of the throttle's capacity whose elements have
+/// `geometry`, holding the frames' sources.
+fn floor(
+    geometry: Geometry,
+    frames: &[Vec<u8>],
+    empty: std::os::fd::BorrowedFd<'_>,
+    scale: &Scale,
+) -> Result<Measured> {
+    let floor = Floor::new(DEFAULT_MAX_SOURCES, geometry)?;
+    floor.track((0..SOURCES).map(others))?;
+    measure(
+        "inbound floor",
+        floor.fd(),
+        empty,
+        frames,
+        scale.steady,
+        XDP_DROP,
+        &mut NoHooks,
+    )
 }
 
 /// What allowing a spam checker costs beside refusing anyone else: the same path (the
