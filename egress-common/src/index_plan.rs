@@ -14,6 +14,17 @@ use crate::index::{BLOCK_FLAG, Block, SLOTS_PER_WORD, direct, mask, pack_block, 
 pub const WINDOW_WORDS: u32 = 1 << 16;
 /// Slots per window.
 pub const WINDOW_SLOTS: u32 = WINDOW_WORDS * SLOTS_PER_WORD;
+/// Number of windows of the first level.
+pub const WINDOWS: u32 = crate::index::SLOTS / WINDOW_SLOTS;
+
+/// The windows whose slots a prefix (`addr` host order, `len` 0..=32) covers: the only ones
+/// whose plan it changes.
+pub fn windows_of(addr: u32, len: u8) -> core::ops::RangeInclusive<u32> {
+    let network = addr & mask(u32::from(len));
+    let last = network | !mask(u32::from(len));
+    slot_of(network) / WINDOW_SLOTS..=slot_of(last) / WINDOW_SLOTS
+}
+
 /// Prefixes shorter than this can span several windows.
 const SHORTEST_IN_ONE_WINDOW: u8 = 24 - WINDOW_SLOTS.trailing_zeros() as u8;
 

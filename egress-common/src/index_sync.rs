@@ -120,6 +120,36 @@ pub fn sync(index: &MapData, blocks: &MapData, plan: &Plan) -> Result<SyncReport
     sync_in(&mut first, &mut second, plan)
 }
 
+/// [`sync`] limited to the first-level windows `windows` (numbers below
+/// [`WINDOWS`](crate::index_plan::WINDOWS)): after a change whose prefixes lie there, when
+/// the index held the plan before the change, the other windows already hold theirs.
+pub fn sync_windows(
+    index: &MapData,
+    blocks: &MapData,
+    plan: &Plan,
+    windows: &[u32],
+) -> Result<SyncReport, IndexError> {
+    let (mut first, mut second) = mapped(index, blocks)?;
+    sync_in_windows(&mut first, &mut second, plan, windows)
+}
+
+/// [`sync_windows`] on any two arrays of [`WORDS`] and [`BLOCK_WORDS`] elements. While some
+/// /24 is left to the trie (every block was taken), every window is synced, so it gets a
+/// block back as soon as one is free.
+pub fn sync_in_windows<F: Words + ?Sized, S: Words + ?Sized>(
+    first: &mut F,
+    second: &mut S,
+    plan: &Plan,
+    windows: &[u32],
+) -> Result<SyncReport, IndexError> {
+    let sync = Sync::new(first, second, Mode::Write)?;
+    if sync.any_on_trie {
+        sync.run(plan)
+    } else {
+        sync.run_windows(plan, windows.iter().copied())
+    }
+}
+
 /// What [`sync`] would change, without changing anything: a drift check that can run beside
 /// the daemon, which repairs only when this finds something.
 pub fn check(index: &MapData, blocks: &MapData, plan: &Plan) -> Result<SyncReport, IndexError> {
@@ -163,12 +193,15 @@ struct Sync<'a, F: Words + ?Sized, S: Words + ?Sized> {
     owner: Vec<u32>,
     /// Blocks no slot named when the sync began, lowest last (handed out lowest first).
     free: Vec<u32>,
+    /// Whether some slot was [`TRIE`] when the sync began.
+    any_on_trie: bool,
     report: SyncReport,
 }
 
 impl<'a, F: Words + ?Sized, S: Words + ?Sized> Sync<'a, F, S> {
     fn new(first: &'a mut F, second: &'a mut S, mode: Mode) -> Result<Self, IndexError> {
         let mut owner = std::vec![NO_OWNER; BLOCKS as usize];
+        let mut any_on_trie = false;
         for word_index in 0..WORDS {
             let word = first.load(word_index)?;
             if word & INDIRECT_BITS == 0 {
@@ -176,6 +209,7 @@ impl<'a, F: Words + ?Sized, S: Words + ?Sized> Sync<'a, F, S> {
             }
             for slot in word_index * 4..word_index * 4 + 4 {
                 let value = slot_in(word, slot);
+                any_on_trie |= value == TRIE;
                 if is_indirect(value) && value != TRIE {
                     let owner = &mut owner[block_of(value) as usize];
                     if *owner == NO_OWNER {
@@ -194,14 +228,23 @@ impl<'a, F: Words + ?Sized, S: Words + ?Sized> Sync<'a, F, S> {
             mode,
             owner,
             free,
+            any_on_trie,
             report: SyncReport::default(),
         })
     }
 
-    fn run(mut self, plan: &Plan) -> Result<SyncReport, IndexError> {
+    fn run(self, plan: &Plan) -> Result<SyncReport, IndexError> {
+        self.run_windows(plan, 0..SLOTS / WINDOW_SLOTS)
+    }
+
+    fn run_windows(
+        mut self,
+        plan: &Plan,
+        windows: impl Iterator<Item = u32>,
+    ) -> Result<SyncReport, IndexError> {
         let mut slots = std::vec![0u16; WINDOW_SLOTS as usize];
         let mut blocks: Vec<(u32, Block)> = Vec::new();
-        for first_slot in (0..SLOTS).step_by(WINDOW_SLOTS as usize) {
+        for first_slot in windows.map(|window| window * WINDOW_SLOTS) {
             plan.window(first_slot, &mut slots, &mut blocks);
             let mut planned_blocks = blocks.iter();
             for (n, four) in slots.chunks_exact(4).enumerate() {

@@ -288,3 +288,62 @@ fn when_every_block_is_taken_the_rest_go_to_the_trie_and_come_back() {
     assert_eq!(report.on_trie, 0);
     assert!(fewer.iter().all(|p| index.slot(p.addr) != TRIE));
 }
+
+/// A sync of only the windows a change touches leaves the index as a full sync would, and
+/// the full check then finds nothing to do.
+#[test]
+fn a_sync_of_the_touched_windows_equals_a_full_sync() {
+    use crate::index_plan::windows_of;
+    let mut rng = Rng(0x5eed_0015);
+    let random_prefix = |rng: &mut Rng| {
+        let len = [0u8, 4, 8, 12, 16, 20, 22, 24, 25, 28, 30, 32][rng.below(12) as usize];
+        let addr = (rng.next() as u32) & mask(u32::from(len));
+        prefix(addr, len, 1 + rng.below(3) as u32)
+    };
+    let mut current: Vec<SourcePrefix> = (0..300).map(|_| random_prefix(&mut rng)).collect();
+    current.sort_by_key(|p| (p.addr, p.len));
+    current.dedup_by_key(|p| (p.addr, p.len));
+    let mut windowed = Index::new();
+    windowed.sync(&current);
+    for round in 0..20 {
+        let mut next = current.clone();
+        let mut touched = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let change = if next.is_empty() || rng.below(2) == 0 {
+                let added = random_prefix(&mut rng);
+                next.retain(|p| (p.addr, p.len) != (added.addr, added.len));
+                next.push(added);
+                added
+            } else {
+                next.remove(rng.below(next.len() as u64) as usize)
+            };
+            touched.extend(windows_of(change.addr, change.len));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut full = Index {
+            first: windowed.first.clone(),
+            second: windowed.second.clone(),
+            prefixes: Vec::new(),
+        };
+        full.sync(&next);
+        let plan = Plan::new(next.iter().copied());
+        sync_in_windows(
+            &mut windowed.first[..],
+            &mut windowed.second[..],
+            &plan,
+            &touched,
+        )
+        .expect("windowed sync");
+        windowed.prefixes = next.clone();
+        assert!(
+            windowed.first == full.first && windowed.second == full.second,
+            "round {round}: windows {touched:?} left the index unlike a full sync"
+        );
+        assert!(
+            !windowed.check().changed(),
+            "round {round}: the check finds drift"
+        );
+        current = next;
+    }
+}

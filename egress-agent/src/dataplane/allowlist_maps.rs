@@ -218,9 +218,10 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
 /// entries per family (see `capacity::check`), then the IPv4 source index and the config
-/// map's skip-empty flags follow. `held` is what the tries hold when the caller knows it
-/// (the state it applied last): the change is then diffed in memory and only what differs
-/// is written; `None` reads the tries first (at start, and to repair drift).
+/// map's skip-empty flags follow. `held` is what the tries and the index hold when the
+/// caller knows it (the state it applied last): the change is then diffed in memory, and
+/// only what differs is written, in the tries and in the index windows it touches; `None`
+/// reads the tries first and syncs the whole index (at start, and to repair drift).
 pub fn reconcile(
     pins: &PinLayout,
     direction: Direction,
@@ -230,9 +231,12 @@ pub fn reconcile(
 ) -> Result<Applied, MapsError> {
     source_index::before_reconcile(pins, direction, desired)?;
     crate::inbound::maps::before_reconcile(pins, direction, desired)?;
-    let applied = reconcile_tries(pins, direction, desired, held, capacity)?;
+    let (applied, touched) = reconcile_tries(pins, direction, desired, held, capacity)?;
     if direction == Direction::Sources {
-        source_index::sync(pins, desired)?;
+        match touched {
+            Some(touched) => source_index::sync_touched(pins, desired, &touched)?,
+            None => source_index::sync(pins, desired)?,
+        };
     }
     source_index::after_reconcile(pins, direction, desired)?;
     crate::inbound::maps::after_reconcile(pins, direction, desired)?;
@@ -245,7 +249,7 @@ fn reconcile_tries(
     desired: &MapContents,
     held: Option<&MapContents>,
     capacity: u32,
-) -> Result<Applied, MapsError> {
+) -> Result<(Applied, Option<Vec<IpNet>>), MapsError> {
     let mut tries = Tries::open(pins, direction)?;
     let read;
     let current = match held {
@@ -278,7 +282,12 @@ fn reconcile_tries(
     if !remove_first {
         applied.removed = remove_stale(pins, &mut tries, &diff.stale)?;
     }
-    Ok(applied)
+    // What changed, when it is known what the maps (and the index) held before.
+    let touched = held.map(|_| {
+        let changed = diff.changes.iter().map(|(prefix, _, _)| *prefix);
+        changed.chain(diff.stale.iter().copied()).collect()
+    });
+    Ok((applied, touched))
 }
 
 /// What turns `current` into `desired`, from one merge pass over both.

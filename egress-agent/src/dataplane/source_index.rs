@@ -10,7 +10,7 @@ use egress_common::{
     DataplaneConfig,
     config::allowlist_flags,
     index,
-    index_plan::{Plan, SourcePrefix},
+    index_plan::{self, Plan, SourcePrefix},
     index_sync::{self, SyncReport},
     names,
 };
@@ -41,7 +41,15 @@ pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsE
     // A program of an earlier version may still be attached: send it to the trie before the
     // index changes under it.
     update_flags(pins, 0, allowlist_flags::SOURCES_V4_ONE_LEVEL_INDEXED)?;
-    match index_sync::sync(&index, &blocks, &plan(sources)) {
+    finish_sync(pins, index_sync::sync(&index, &blocks, &plan(sources)))
+}
+
+/// After a sync: the index is used when it succeeded, the trie when it did not.
+fn finish_sync(
+    pins: &PinLayout,
+    synced: Result<SyncReport, index_sync::IndexError>,
+) -> Result<SyncReport, MapsError> {
+    match synced {
         Ok(report) => {
             if report.on_trie > 0 {
                 tracing::warn!(
@@ -61,6 +69,36 @@ pub fn sync(pins: &PinLayout, sources: &MapContents) -> Result<SyncReport, MapsE
             Err(MapsError::Index(err))
         }
     }
+}
+
+/// [`sync`] of the index windows that `changed` prefixes lie in, for a change to a state the
+/// index held (the rest of it already holds its plan). Nothing to do for a change of IPv6
+/// prefixes only.
+pub fn sync_touched(
+    pins: &PinLayout,
+    sources: &MapContents,
+    changed: &[IpNet],
+) -> Result<SyncReport, MapsError> {
+    let mut windows: Vec<u32> = changed
+        .iter()
+        .filter_map(|prefix| match prefix {
+            IpNet::V4(net) => Some(index_plan::windows_of(
+                u32::from(net.network()),
+                net.prefix_len(),
+            )),
+            IpNet::V6(_) => None,
+        })
+        .flatten()
+        .collect();
+    if windows.is_empty() {
+        return Ok(SyncReport::default());
+    }
+    windows.sort_unstable();
+    windows.dedup();
+    let (index, blocks) = open_index(pins)?;
+    update_flags(pins, 0, allowlist_flags::SOURCES_V4_ONE_LEVEL_INDEXED)?;
+    let synced = index_sync::sync_windows(&index, &blocks, &plan(sources), &windows);
+    finish_sync(pins, synced)
 }
 
 /// What [`sync`] would change, changing nothing (the drift check, beside the daemon).
