@@ -19,6 +19,14 @@ pub mod names {
     pub const HOSTS_V4: &str = "EGRESS_INBOUND_HOSTS_V4";
 }
 
+/// Class bits of a host in the inbound program's host table (`host_table`).
+pub mod host_class {
+    /// A host of `protected_mx`.
+    pub const PROTECTED: u32 = 1;
+    /// A host of `throttle.destinations`.
+    pub const THROTTLED: u32 = 2;
+}
+
 /// Capacity of each inbound prefix list (per family). Tries are not preallocated.
 pub const LIST_CAPACITY: u32 = 65_536;
 /// `[inbound.throttle] max_sources` default.

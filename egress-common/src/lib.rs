@@ -11,8 +11,8 @@ pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod event;
+pub mod host_table;
 pub mod inbound;
-pub mod inbound_hosts;
 pub mod index;
 #[cfg(all(test, feature = "user"))]
 mod index_oracle;
@@ -47,6 +47,7 @@ pub mod names {
     pub const SOURCE_INDEX_V4: &str = "EGRESS_SOURCE_INDEX_V4";
     /// The index's second level: 256 entries for each /24 that holds longer prefixes.
     pub const SOURCE_BLOCKS_V4: &str = "EGRESS_SOURCE_BLOCKS_V4";
+    pub const DEST_HOSTS_V4: &str = "EGRESS_DEST_HOSTS_V4";
     /// Pins of earlier versions that nothing reads any more; the agent removes them.
     pub const RETIRED: [&str; 1] = [
         // The long-prefix hash of the one-level index (before the two-level layout).

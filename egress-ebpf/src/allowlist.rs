@@ -2,14 +2,16 @@
 //!
 //! IPv4 sources, the lookup every blocked packet pays for, go through the source index (one
 //! array load, and a second one for a /24 that holds longer prefixes) once the agent says it
-//! is complete; the tries answer otherwise. A lookup in a list the agent says is
-//! empty is skipped.
+//! is complete; the tries answer otherwise. IPv4 destinations, usually a few hosts (the ISP's
+//! relay beyond the edge), go through a host table while they are all hosts. A lookup in a
+//! list the agent says is empty is skipped.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use egress_common::{Family, SmtpPacket, config::allowlist_flags, index};
+use egress_common::{Family, SmtpPacket, config::allowlist_flags, host_table, index};
 
 use crate::maps::{
-    DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_INDEX_V4, SOURCES_V4, SOURCES_V6,
+    DEST_HOSTS_V4, DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_INDEX_V4, SOURCES_V4,
+    SOURCES_V6,
 };
 
 /// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
@@ -33,9 +35,15 @@ pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
 pub fn destination_allowed(packet: &SmtpPacket, flags: u32) -> bool {
     match packet.family {
         Family::Ipv4 if flags & allowlist_flags::DESTINATIONS_V4_EMPTY != 0 => false,
-        Family::Ipv4 => DESTINATIONS_V4
-            .get(Key::new(32, packet.destination_v4().to_be_bytes()))
-            .is_some(),
+        Family::Ipv4 => {
+            let host = host_table::host_of_word(packet.destination_words()[0]);
+            match crate::host_table::classes(&DEST_HOSTS_V4, host) {
+                Some(classes) => classes != 0,
+                None => DESTINATIONS_V4
+                    .get(Key::new(32, packet.destination_v4().to_be_bytes()))
+                    .is_some(),
+            }
+        }
         Family::Ipv6 if flags & allowlist_flags::DESTINATIONS_V6_EMPTY != 0 => false,
         Family::Ipv6 => DESTINATIONS_V6
             .get(Key::new(128, packet.destination))

@@ -9,11 +9,11 @@ use aya_ebpf::{
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
 };
 use egress_common::{
-    Family, Packet, Parsed, PortSet, SmtpPacket, SubscriberKey,
+    Family, Packet, Parsed, PortSet, SmtpPacket, SubscriberKey, host_table,
     inbound::{
         DEFAULT_MAX_SOURCES, InboundConfig, InboundCounter, LIST_CAPACITY, ThrottleBucket, empty,
+        host_class::{PROTECTED, THROTTLED},
     },
-    inbound_hosts::{self, PROTECTED, THROTTLED},
     parse,
 };
 
@@ -53,10 +53,10 @@ static THROTTLED_V4: LpmTrie<[u8; 4], u32> =
 static THROTTLED_V6: LpmTrie<[u8; 16], u32> =
     LpmTrie::with_max_entries(LIST_CAPACITY, BPF_F_NO_PREALLOC);
 
-/// The IPv4 host table (`egress_common::inbound_hosts`): the destination's classes in two
-/// array reads, when its header says the lists are all hosts.
+/// The IPv4 host table of `protected_mx` and `throttle.destinations` (`host_class` bits), read
+/// instead of both tries while their IPv4 entries are all hosts.
 #[map(name = "EGRESS_INBOUND_HOSTS_V4")]
-static HOSTS_V4: Array<u64> = Array::with_max_entries(inbound_hosts::ENTRIES, 0);
+static HOSTS_V4: Array<u64> = Array::with_max_entries(host_table::ENTRIES, 0);
 
 /// Per-source token buckets; the agent sets the capacity (`max_sources`) at load time.
 #[map(name = "EGRESS_THROTTLE_SOURCES")]
@@ -93,7 +93,7 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
     let config = config();
     let v4 = packet.family == Family::Ipv4;
     let hosts = if v4 {
-        host_classes(inbound_hosts::host_of_word(packet.destination_words()[0]))
+        host_classes(host_table::host_of_word(packet.destination_words()[0]))
     } else {
         None
     };
@@ -134,21 +134,9 @@ fn judge_smtp(packet: &SmtpPacket) -> Action {
     Action::Pass
 }
 
-/// The classes of an IPv4 destination (`host_of` its address bytes) from the host table, or
-/// `None` while the table is off and the tries answer.
 #[inline(always)]
 fn host_classes(host: u32) -> Option<u32> {
-    let header = *HOSTS_V4.get(inbound_hosts::HEADER)?;
-    if inbound_hosts::bits_of(header) == 0 {
-        return None;
-    }
-    let [first, second] = inbound_hosts::choices(header, host);
-    let classes_at = |index| {
-        HOSTS_V4
-            .get(index)
-            .map_or(0, |slot| inbound_hosts::classes_in(*slot, host))
-    };
-    Some(classes_at(first) | classes_at(second))
+    crate::host_table::classes(&HOSTS_V4, host)
 }
 
 /// A frame whose port cannot be read for certain: refused when it is (or may be) headed for a
@@ -159,7 +147,7 @@ fn judge_suspect<P: Packet>(packet: &P, suspect: egress_common::Suspect) -> Acti
     match parse::destination(packet) {
         Some((family, destination)) => {
             let hosts = match family {
-                Family::Ipv4 => host_classes(inbound_hosts::host_of(narrow(&destination))),
+                Family::Ipv4 => host_classes(host_table::host_of(narrow(&destination))),
                 Family::Ipv6 => None,
             };
             let is_protected = match hosts {

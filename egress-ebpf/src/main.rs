@@ -12,6 +12,8 @@ mod allowlist;
 #[cfg(target_arch = "bpf")]
 mod frame;
 #[cfg(target_arch = "bpf")]
+mod host_table;
+#[cfg(target_arch = "bpf")]
 mod inbound;
 #[cfg(target_arch = "bpf")]
 mod judge;

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
-    SubscriberKey, SubscriberRecord, index,
+    SubscriberKey, SubscriberRecord, host_table, index,
 };
 
 /// LPM tries must be created without preallocation; the long-prefix hash is too, so an
@@ -43,6 +43,11 @@ pub static SOURCES_V6: LpmTrie<[u8; 16], u32> =
 #[map(name = "EGRESS_DESTS_V4")]
 pub static DESTINATIONS_V4: LpmTrie<[u8; 4], u32> =
     LpmTrie::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// The IPv4 destinations as a host table (`egress_common::host_table`), read instead of the
+/// trie while every IPv4 destination is a host: 1 MiB.
+#[map(name = "EGRESS_DEST_HOSTS_V4")]
+pub static DEST_HOSTS_V4: Array<u64> = Array::with_max_entries(host_table::ENTRIES, 0);
 
 #[map(name = "EGRESS_DESTS_V6")]
 pub static DESTINATIONS_V6: LpmTrie<[u8; 16], u32> =

@@ -17,9 +17,13 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp},
 };
+use egress_agent::allowlist::MapContents;
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
-    allow_kind, config::ipv6_mask, index_sync, names,
+    allow_kind,
+    config::ipv6_mask,
+    host_table::{self, Table},
+    index_sync, names,
 };
 use ipnet::IpNet;
 
@@ -249,10 +253,39 @@ impl Dataplane {
         let plan = policy.source_index_plan();
         index_sync::sync(&self.source_index, &self.source_blocks, &plan)
             .unwrap_or_else(|err| panic!("filling the IPv4 source index: {err}"));
+        let destinations: MapContents = policy
+            .allow
+            .iter()
+            .filter(|allow| allow.kind & allow_kind::DESTINATION != 0)
+            .map(|allow| (allow.prefix, allow.kind))
+            .collect();
+        let table = egress_agent::dataplane::host_table::destinations(&destinations);
+        write_host_table(self.map_mut(names::DEST_HOSTS_V4), table.as_ref());
         self.write_config(&DataplaneConfig {
             allowlist_flags: policy.allowlist_flags(),
             ..policy.config()
         });
+    }
+
+    /// Whether the programs read the IPv4 destinations' host table, not the trie.
+    pub fn destination_table_on(&self) -> bool {
+        host_table_on(
+            self.ebpf
+                .map(names::DEST_HOSTS_V4)
+                .expect("destination host table"),
+        )
+    }
+
+    /// Empties the IPv4 destination trie, leaving the host table as it is, or switches the
+    /// host table off, leaving the trie: to show which of the two the programs read.
+    pub fn keep_one_destination_store(&mut self, keep_table: bool) {
+        if keep_table {
+            let name = names::DESTINATIONS_V4;
+            replace_prefixes::<[u8; 4]>(self.map_mut(name), &[], name);
+        } else {
+            write_host_table(self.map_mut(names::DEST_HOSTS_V4), None);
+        }
+        self.applied = None;
     }
 
     fn write_config(&mut self, value: &DataplaneConfig) {
@@ -260,7 +293,6 @@ impl Dataplane {
         config.set(0, value, 0).expect("write EGRESS_CONFIG[0]");
     }
 
-    /// The IPv4 source index array, to read or corrupt it in tests.
     /// The IPv4 source index's first-level slot for `addr`.
     pub fn index_slot(&self, addr: [u8; 4]) -> u16 {
         index_sync::slot(&self.source_index, u32::from_be_bytes(addr))
@@ -390,4 +422,28 @@ where
     program
         .try_into()
         .unwrap_or_else(|err| panic!("program {name} has an unexpected type: {err}"))
+}
+
+/// Writes `table` into the first half of a host table (`egress_common::host_table`) and names
+/// it in the header, as the agent does; `None` switches the table off.
+pub fn write_host_table(map: &mut aya::maps::Map, table: Option<&Table>) {
+    let mut array: Array<_, u64> = Array::try_from(map).expect("a host table is an array");
+    if let Some(table) = table {
+        for (index, slot) in (1u32..).zip(&table.slots) {
+            array.set(index, slot, 0).expect("write a host table slot");
+        }
+    }
+    let header = table.map_or(0, |table| table.header(0));
+    array
+        .set(host_table::HEADER, header, 0)
+        .expect("write a host table header");
+}
+
+/// Whether a host table's header names a table (the program reads it, not the tries).
+pub fn host_table_on(map: &aya::maps::Map) -> bool {
+    let array: Array<_, u64> = Array::try_from(map).expect("a host table is an array");
+    let header = array
+        .get(&host_table::HEADER, 0)
+        .expect("read a host table header");
+    host_table::bits_of(header) != 0
 }

@@ -9,8 +9,8 @@ use aya::{
 };
 use egress_common::{
     Counter, Mode, PortSet, SubscriberKey,
+    host_table::Table,
     inbound::{InboundConfig, InboundCounter, ThrottleBucket, empty, names},
-    inbound_hosts::{self, Table},
 };
 use ipnet::IpNet;
 
@@ -211,28 +211,14 @@ impl Inbound {
         self.write_host_table(policy.host_table().as_ref());
     }
 
-    /// Writes `table` into the first half and names it in the header; `None` switches the
-    /// table off.
+    /// Writes `table` as the host table; `None` switches it off.
     pub fn write_host_table(&mut self, table: Option<&Table>) {
-        let mut map: Array<_, u64> =
-            Array::try_from(self.map_mut(names::HOSTS_V4)).expect("the host table is an array");
-        if let Some(table) = table {
-            for (index, slot) in (1u32..).zip(&table.slots) {
-                map.set(index, slot, 0).expect("write a host table slot");
-            }
-        }
-        let header = table.map_or(0, |table| table.header(0));
-        map.set(inbound_hosts::HEADER, header, 0)
-            .expect("write the host table header");
+        crate::dataplane::write_host_table(self.map_mut(names::HOSTS_V4), table);
     }
 
     /// Whether the program reads the host table (its header names one).
     pub fn host_table_on(&self) -> bool {
-        let map: Array<_, u64> =
-            Array::try_from(self.ebpf.map(names::HOSTS_V4).expect("host table"))
-                .expect("the host table is an array");
-        let header = map.get(&inbound_hosts::HEADER, 0).expect("read the header");
-        inbound_hosts::bits_of(header) != 0
+        crate::dataplane::host_table_on(self.ebpf.map(names::HOSTS_V4).expect("host table"))
     }
 
     /// Removes every entry of the IPv4 protected-MX and throttle tries, leaving the host

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use tests::agent::{
     Agent, AgentFiles, Lab, RELAY,
-    kernel::{bpftool_json, bpftool_ok, has_key, lpm_v4_key},
+    kernel::{bpftool_ok, has_key, host_table_header, lpm_v4_key, wipe_host_table},
     wait_for, wait_until,
 };
 
@@ -58,53 +58,20 @@ fn inbound_list_drift_is_reverted_and_counted_by_kind() {
         "drift is counted under the inbound kinds only"
     );
 
-    // The host table (`egress_common::inbound_hosts`): element 0 is its header.
+    // Every slot of the host table's half in use wiped: the program would find no protected
+    // host.
     let hosts = maps.join("EGRESS_INBOUND_HOSTS_V4");
     let hosts = hosts.to_str().expect("utf-8");
-    let header = || -> Vec<u8> {
-        let entry = bpftool_json(&[
-            "map", "lookup", "pinned", hosts, "key", "hex", "00", "00", "00", "00",
-        ]);
-        entry["value"]
-            .as_array()
-            .unwrap_or_else(|| panic!("bpftool printed no value bytes: {entry}"))
-            .iter()
-            .map(|byte| {
-                let text = byte.as_str().unwrap_or_default().trim_start_matches("0x");
-                u8::from_str_radix(text, 16)
-                    .unwrap_or_else(|err| panic!("value byte {byte}: {err}"))
-            })
-            .collect()
-    };
-    let written = header();
-    assert_ne!(
-        written[0], 0,
-        "a protected /32 puts the host table on: {written:?}"
-    );
-    // Every slot of the half in use wiped: the program would find no protected host.
-    let base = 1 + u32::from(written[1] & 1) * egress_common::inbound_hosts::HALF;
-    for index in base..base + (1 << written[0]) {
-        let key: Vec<String> = index
-            .to_le_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let mut update = vec!["map", "update", "pinned", hosts, "key", "hex"];
-        update.extend(key.iter().map(String::as_str));
-        update.extend([
-            "value", "hex", "00", "00", "00", "00", "00", "00", "00", "00",
-        ]);
-        bpftool_ok(&update);
-    }
+    let written = wipe_host_table(hosts);
     let rewritten = wait_until(15, || drift("protected_mx") == Some(2));
     assert!(
         rewritten,
         "the host table was not rewritten: drift {:?}, header {:?}\nagent log:\n{}",
         agent.status()["allowlist_drift"],
-        header(),
+        host_table_header(hosts),
         agent.log_text()
     );
-    let repaired = header();
+    let repaired = host_table_header(hosts);
     assert_ne!(repaired[0], 0, "the host table is on again: {repaired:?}");
     assert_ne!(
         repaired[1], written[1],

@@ -154,3 +154,44 @@ fn row_names_are_unique() {
     names.dedup();
     assert_eq!(before, names.len(), "duplicate row names in the table");
 }
+
+/// The IPv4 destinations' host table, not the trie, decides while its header names it;
+/// switched off, the trie does. A destination wider than a host keeps it off.
+#[test]
+fn the_destinations_host_table_decides_while_it_is_on() {
+    let mut dataplane = Dataplane::load(&[25]);
+    // From a subscriber to 203.0.113.25, port 25.
+    let syn = |dataplane: &mut Dataplane| dataplane.run(Hook::Xdp, &frames::syn4(25));
+    let hosts = Policy::default()
+        .destination("203.0.113.25")
+        .destination("192.0.2.99");
+    dataplane.apply(&hosts);
+    assert!(
+        dataplane.destination_table_on(),
+        "every IPv4 destination is a host"
+    );
+    dataplane.keep_one_destination_store(true);
+    assert_eq!(
+        syn(&mut dataplane),
+        Verdict::Pass,
+        "allowed by the host table alone"
+    );
+
+    dataplane.apply(&hosts);
+    dataplane.keep_one_destination_store(false);
+    assert!(!dataplane.destination_table_on());
+    assert_eq!(
+        syn(&mut dataplane),
+        Verdict::Pass,
+        "allowed by the trie alone"
+    );
+    dataplane.keep_one_destination_store(true);
+    assert_eq!(syn(&mut dataplane), Verdict::Drop, "neither holds it now");
+
+    dataplane.apply(&hosts.destination("198.51.100.0/24"));
+    assert!(
+        !dataplane.destination_table_on(),
+        "a /24 leaves the table off"
+    );
+    assert_eq!(syn(&mut dataplane), Verdict::Pass);
+}

@@ -1,11 +1,12 @@
 //! Allowlist entries inserted into or deleted from the pinned maps behind the agent's back
 //! (with bpftool) are put back within seconds and counted in status (`allowlist_drift`, which
-//! the metrics export as egress_allowlist_drift_total).
+//! the metrics export as egress_allowlist_drift_total). So is the IPv4 destinations' host
+//! table the programs read instead of the trie.
 use std::net::Ipv4Addr;
 
 use tests::agent::{
     Agent, AgentFiles, Lab, RELAY, SUBSCRIBER,
-    kernel::{bpftool_ok, has_key, lpm_v4_key},
+    kernel::{bpftool_ok, has_key, host_table_header, lpm_v4_key, wipe_host_table},
     traffic::{connects, smtp_listener},
     wait_for,
 };
@@ -109,5 +110,27 @@ fn a_cli_change_writes_only_its_entry_and_drift_repairs_the_rest() {
         agent
             .cli_ok(&["relay", "list"])
             .contains("198.51.100.10/32")
+    );
+}
+
+#[test]
+fn a_wiped_destination_host_table_is_rewritten_and_counted() {
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    files.write_config(&lab, "[allow]\ndestinations = [\"203.0.113.25/32\"]");
+    let agent = Agent::start(&lab, files);
+    let table = agent.files.pin_dir.join("maps/EGRESS_DEST_HOSTS_V4");
+    let table = table.to_str().expect("utf-8");
+    let drift = || agent.status()["allowlist_drift"]["destination"].as_u64();
+    assert_eq!(drift(), Some(0));
+    let written = wipe_host_table(table);
+    wait_for("the wiped destination table to be rewritten", 15, || {
+        drift() == Some(1)
+    });
+    let repaired = host_table_header(table);
+    assert_ne!(repaired[0], 0, "the table is on again: {repaired:?}");
+    assert_ne!(
+        repaired[1], written[1],
+        "the header names the rewritten half"
     );
 }

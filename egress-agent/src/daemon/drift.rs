@@ -14,7 +14,7 @@ use crate::{
     allowlist::{AllowKind, Desired, MapContents, merge},
     dataplane::{
         allowlist_maps::{self, Direction},
-        source_index,
+        host_table, source_index,
     },
     paths::PinLayout,
     status::ByKind,
@@ -34,7 +34,7 @@ pub struct DriftReport {
     tries: bool,
     /// The IPv4 source index differs (a sync repairs it).
     index: bool,
-    /// The inbound IPv4 host table differs (a sync repairs it).
+    /// A host table (IPv4 destinations', inbound lists') differs (a sync repairs them).
     hosts: bool,
     entries: u64,
     seconds: f64,
@@ -135,16 +135,19 @@ impl Agent {
         {
             tracing::error!(%err, "cannot restore the IPv4 source index");
         }
-        if report.hosts
-            && let Err(err) = crate::inbound::hosts::sync(pins, &applied)
-        {
-            tracing::error!(%err, "cannot restore the inbound host table");
+        if report.hosts {
+            if let Err(err) = host_table::sync_destinations(pins, &applied.destinations) {
+                tracing::error!(%err, "cannot restore the IPv4 destinations' host table");
+            }
+            if let Err(err) = crate::inbound::hosts::sync(pins, &applied) {
+                tracing::error!(%err, "cannot restore the inbound host table");
+            }
         }
     }
 }
 
-/// Reads every allowlist map, the IPv4 source index and the inbound host table and compares
-/// them with `desired`: what differs, by kind; whether the tries, the index, the table do.
+/// Reads every allowlist map, the IPv4 source index and the host tables and compares them
+/// with `desired`: what differs, by kind; whether the tries, the index, a table do.
 fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, bool) {
     let mut found = ByKind::default();
     for (direction, want) in [
@@ -177,7 +180,19 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
             false
         }
     };
-    let hosts = match crate::inbound::hosts::check(pins, desired) {
+    let destinations = match host_table::check_destinations(pins, &desired.destinations) {
+        Ok(differ) if differ > 0 => {
+            tracing::warn!("the IPv4 destinations' host table was changed outside the agent");
+            found.destination += differ;
+            true
+        }
+        Ok(_) => false,
+        Err(err) => {
+            tracing::error!(%err, "cannot check the IPv4 destinations' host table");
+            false
+        }
+    };
+    let inbound = match crate::inbound::hosts::check(pins, desired) {
         Ok(differ) if differ != ByKind::default() => {
             tracing::warn!("inbound IPv4 host table was changed outside the agent");
             found.protected_mx += differ.protected_mx;
@@ -190,7 +205,7 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
             false
         }
     };
-    (found, tries, index, hosts)
+    (found, tries, index, destinations || inbound)
 }
 
 /// Entries whose kind bits differ between the map (sorted) and the desired state, by kind:

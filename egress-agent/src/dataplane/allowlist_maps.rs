@@ -217,8 +217,8 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
 }
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
-/// entries per family (see `capacity::check`), then the IPv4 source index and the config
-/// map's skip-empty flags follow. `held` is what the tries and the index hold when the
+/// entries per family (see `capacity::check`), then the IPv4 source index (or the IPv4
+/// destinations' host table) and the config map's skip-empty flags follow. `held` is what the tries and the index hold when the
 /// caller knows it (the state it applied last): the change is then diffed in memory, and
 /// only what differs is written, in the tries and in the index windows it touches; `None`
 /// reads the tries first and syncs the whole index (at start, and to repair drift).
@@ -232,11 +232,15 @@ pub fn reconcile(
     source_index::before_reconcile(pins, direction, desired)?;
     crate::inbound::maps::before_reconcile(pins, direction, desired)?;
     let (applied, touched) = reconcile_tries(pins, direction, desired, held, capacity)?;
-    if direction == Direction::Sources {
-        match touched {
-            Some(touched) => source_index::sync_touched(pins, desired, &touched)?,
-            None => source_index::sync(pins, desired)?,
-        };
+    match direction {
+        Direction::Sources => {
+            match touched {
+                Some(touched) => source_index::sync_touched(pins, desired, &touched)?,
+                None => source_index::sync(pins, desired)?,
+            };
+        }
+        Direction::Destinations => super::host_table::sync_destinations(pins, desired)?,
+        Direction::ProtectedMx | Direction::MxSenders | Direction::Throttled => {}
     }
     source_index::after_reconcile(pins, direction, desired)?;
     crate::inbound::maps::after_reconcile(pins, direction, desired)?;

@@ -5,6 +5,7 @@ pub mod attach;
 pub mod bpffs;
 pub mod capacity;
 pub mod features;
+pub mod host_table;
 pub mod layout;
 pub mod maps;
 pub mod netlink;

@@ -72,6 +72,46 @@ pub fn has_key(map: &str, key: &[String]) -> bool {
     bpftool(&args).status.success()
 }
 
+/// The header of the pinned host table at `map` (`egress_common::host_table`, element 0), as
+/// its eight bytes: size bits, half, seed.
+pub fn host_table_header(map: &str) -> Vec<u8> {
+    let zero = ["00", "00", "00", "00"];
+    let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
+    args.extend(zero);
+    let entry = bpftool_json(&args);
+    entry["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("bpftool printed no value bytes: {entry}"))
+        .iter()
+        .map(|byte| {
+            let text = byte.as_str().unwrap_or_default().trim_start_matches("0x");
+            u8::from_str_radix(text, 16).unwrap_or_else(|err| panic!("value byte {byte}: {err}"))
+        })
+        .collect()
+}
+
+/// Zeroes every slot of the half of the pinned host table at `map` that its header names,
+/// with bpftool: the program then finds none of the hosts. Returns the header it saw.
+pub fn wipe_host_table(map: &str) -> Vec<u8> {
+    let header = host_table_header(map);
+    assert_ne!(header[0], 0, "the host table {map} is off: {header:?}");
+    let base = 1 + u32::from(header[1] & 1) * egress_common::host_table::HALF;
+    for index in base..base + (1 << header[0]) {
+        let key: Vec<String> = index
+            .to_le_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut update = vec!["map", "update", "pinned", map, "key", "hex"];
+        update.extend(key.iter().map(String::as_str));
+        update.extend([
+            "value", "hex", "00", "00", "00", "00", "00", "00", "00", "00",
+        ]);
+        bpftool_ok(&update);
+    }
+    header
+}
+
 /// Runs bpftool with `args`, panicking with its stderr when it fails.
 pub fn bpftool_ok(args: &[&str]) {
     let out = bpftool(args);

@@ -107,6 +107,20 @@ fn allowlists() -> Vec<Case> {
         )
         .policy(Policy::default().destination("203.0.113.0/24")),
         Case::new(
+            "IPv4 destination host allowed (host table)",
+            syn4(25),
+            PASS,
+            &[AllowedDestinationV4],
+        )
+        .policy(Policy::default().destination("203.0.113.25")),
+        Case::new(
+            "IPv4 destination host beside the allowed one",
+            syn4(25),
+            DROP,
+            DROPPED4,
+        )
+        .policy(Policy::default().destination("203.0.113.26")),
+        Case::new(
             "IPv6 destination allowed",
             syn6(25),
             PASS,

@@ -12,9 +12,12 @@ use aya::{
     programs::Xdp,
 };
 use egress_common::{
-    PortSet, SubscriberKey,
-    inbound::{DEFAULT_MAX_SOURCES, InboundConfig, ThrottleBucket, empty, names},
-    inbound_hosts,
+    PortSet, SubscriberKey, host_table,
+    inbound::{
+        DEFAULT_MAX_SOURCES, InboundConfig, ThrottleBucket, empty,
+        host_class::{PROTECTED, THROTTLED},
+        names,
+    },
 };
 
 use super::{
@@ -63,15 +66,9 @@ fn load(object_path: &Path) -> Result<Ebpf> {
             .with_context(|| format!("inserting {address}/{len} into {name}"))?;
     }
     // The host table, as the agent writes it when every IPv4 entry is a host.
-    let table = inbound_hosts::build(&[
-        (
-            inbound_hosts::host_of(PRIMARY_MX.octets()),
-            inbound_hosts::PROTECTED,
-        ),
-        (
-            inbound_hosts::host_of(SPAM_CHECKER.octets()),
-            inbound_hosts::THROTTLED,
-        ),
+    let table = host_table::build(&[
+        (host_table::host_of(PRIMARY_MX.octets()), PROTECTED),
+        (host_table::host_of(SPAM_CHECKER.octets()), THROTTLED),
     ])
     .ok_or_else(|| anyhow!("no host table for two hosts"))?;
     // An object from before the host table (`--object`) has no such map.
@@ -80,7 +77,7 @@ fn load(object_path: &Path) -> Result<Ebpf> {
         for (index, slot) in (1u32..).zip(&table.slots) {
             hosts.set(index, slot, 0)?;
         }
-        hosts.set(inbound_hosts::HEADER, table.header(0), 0)?;
+        hosts.set(host_table::HEADER, table.header(0), 0)?;
     }
     let (interval_ns, tolerance_ns) = InboundConfig::throttle(10, 40);
     let mut config: Array<_, InboundConfig> = Array::try_from(map(&mut ebpf, names::CONFIG)?)?;

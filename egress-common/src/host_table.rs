@@ -1,26 +1,23 @@
-//! The inbound program's IPv4 host table: what an SMTP packet's destination is (a protected
-//! MX, a throttled spam checker, both or neither) in two array reads instead of two LPM trie
-//! walks. Every SMTP SYN needs that answer, so it is the cost of the "unprotected host" path.
+//! A table of IPv4 hosts with a few class bits each: what a packet's address is in two array
+//! reads instead of an LPM trie walk, for lists whose IPv4 entries are all hosts. The inbound
+//! program asks it what an SMTP packet's destination is (a protected MX, a throttled spam
+//! checker, both or neither: `inbound::host_class`), the outbound programs whether a blocked
+//! packet's destination is an allowed one (`allow.destinations`, e.g. the ISP's relay beyond
+//! the edge).
 //!
 //! The table is a two-choice cuckoo hash (Pagh and Rodler 2001) over one array map: each host
 //! lives in one of two slots picked by two multiplicative hashes, so a lookup reads both and
-//! never probes further. The agent builds it from the lists; it is used only when every IPv4
-//! entry of `protected_mx` and `throttle.destinations` is a /32 (primary MX and spam checkers
-//! are hosts), and the tries answer otherwise.
+//! never probes further. The agent builds it from the lists after their tries; it is used only
+//! while every IPv4 entry of those lists is a /32, and the tries answer otherwise.
 //!
 //! - **Element 0, the header**: bits 0-7 the table's size as a power of two (0: the table is
 //!   off, ask the tries), bit 8 the half in use, bits 32-63 the hash seed.
 //! - **Two halves** of [`HALF`] slots. The agent writes the half not in use and then the
 //!   header, one store, so a packet sees the old table or the new one, never a mix.
 //! - **A slot**: the host (as the packet's four address bytes read as a native `u32`) in bits
-//!   32-63, its [`PROTECTED`] and [`THROTTLED`] bits in bits 0-7; 0 is a free slot.
+//!   32-63, its class bits (nonzero) in bits 0-7; 0 is a free slot.
 //!
-//! Everything here is shared by the eBPF program (lookups) and the agent (building).
-
-/// A host of `protected_mx`.
-pub const PROTECTED: u32 = 1;
-/// A host of `throttle.destinations`.
-pub const THROTTLED: u32 = 2;
+//! Everything here is shared by the eBPF programs (lookups) and the agent (building).
 
 /// Largest table: 2^16 slots per half, for 16,384 hosts at a quarter load and up to about
 /// 30,000 fuller; lists with more hosts than that are left to the tries.
@@ -186,6 +183,9 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+
+    const PROTECTED: u32 = 1;
+    const THROTTLED: u32 = 2;
 
     #[test]
     fn every_host_is_found_with_its_classes_and_nothing_else_is() {
