@@ -19,6 +19,7 @@ use aya::{
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
     config::ipv6_mask,
+    host_table,
     index_plan::{Plan, SourcePrefix},
     index_sync, names,
 };
@@ -128,6 +129,48 @@ impl Dataplane {
             Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
         let config = DataplaneConfig {
             allowlist_flags: index_sync::flags(true, false, false),
+            ..spec_defaults()
+        };
+        config_map
+            .set(0, config, 0)
+            .context("writing EGRESS_CONFIG")?;
+        Ok(())
+    }
+
+    /// Allows SMTP to the IPv4 hosts `destinations` (`allow.destinations`), in the trie and,
+    /// when `host_table`, in the destinations' host table as the agent writes it; without,
+    /// the table stays off and the programs ask the trie.
+    pub fn allow_destination_hosts(
+        &mut self,
+        destinations: &[Ipv4Addr],
+        host_table: bool,
+    ) -> Result<()> {
+        let mut trie: LpmTrie<_, [u8; 4], u32> =
+            LpmTrie::try_from(map(&mut self.ebpf, names::DESTINATIONS_V4)?)?;
+        for address in destinations {
+            trie.insert(&Key::new(32, address.octets()), allow_kind::DESTINATION, 0)
+                .with_context(|| format!("inserting {address} into {}", names::DESTINATIONS_V4))?;
+        }
+        let mut table_map: Array<_, u64> =
+            Array::try_from(map(&mut self.ebpf, names::DEST_HOSTS_V4)?)?;
+        let header = if host_table {
+            let hosts: Vec<(u32, u32)> = destinations
+                .iter()
+                .map(|address| (host_table::host_of(address.octets()), 1))
+                .collect();
+            let table = host_table::build(&hosts).ok_or_else(|| anyhow!("no host table"))?;
+            for (index, slot) in (1u32..).zip(&table.slots) {
+                table_map.set(index, slot, 0)?;
+            }
+            table.header(0)
+        } else {
+            0
+        };
+        table_map.set(host_table::HEADER, header, 0)?;
+        let mut config_map: Array<_, DataplaneConfig> =
+            Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
+        let config = DataplaneConfig {
+            allowlist_flags: index_sync::flags(true, true, false),
             ..spec_defaults()
         };
         config_map

@@ -9,6 +9,7 @@ mod blast;
 mod bpf_sys;
 mod cases;
 mod dataplane;
+mod destinations;
 mod flag_latency;
 mod fleet;
 mod floor;
@@ -71,6 +72,8 @@ pub enum Only {
     Agent,
     /// The inbound program (built, or given by --object)
     Inbound,
+    /// Allowed destination hosts: the host table against the trie (built, or --object)
+    Destinations,
 }
 
 impl Only {
@@ -79,6 +82,7 @@ impl Only {
             Only::Fleet => "fleet",
             Only::Agent => "agent",
             Only::Inbound => "inbound",
+            Only::Destinations => "destinations",
         }
     }
 }
@@ -223,6 +227,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// The eBPF object given by `--object`, or the one a release build of egress-agent embeds.
+fn object_of(given: Option<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+    match given {
+        Some(path) => Ok(path),
+        None => Ok(object::build()?.object),
+    }
+}
+
 /// `--only ROWS`: those rows at the chosen scale, printed; an object is built only for the
 /// program rows.
 fn run_only(only: Only, args: BenchArgs) -> Result<()> {
@@ -233,13 +245,8 @@ fn run_only(only: Only, args: BenchArgs) -> Result<()> {
     let rows = match only {
         Only::Fleet => fleet::rows(&agent, &scale.fleet)?,
         Only::Agent => agent::rows(&agent, &scale.agent)?,
-        Only::Inbound => {
-            let object = match args.object {
-                Some(path) => path,
-                None => object::build()?.object,
-            };
-            inbound::rows(&object, &scale)?
-        }
+        Only::Inbound => inbound::rows(&object_of(args.object.clone())?, &scale)?,
+        Only::Destinations => destinations::rows(&object_of(args.object.clone())?, &scale)?,
     };
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {
