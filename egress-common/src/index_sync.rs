@@ -408,9 +408,12 @@ fn mapped<'a>(
     ))
 }
 
-/// An mmapable array map seen through one shared mapping of `window_words` elements at a
-/// time, so the agent's resident memory never holds more than one window of it.
-struct MappedArray<'a> {
+/// An mmapable array map of `u64` seen through one shared mapping of `window_words` elements
+/// at a time, so the agent's resident memory never holds more than one window of it. Every
+/// store is one aligned 8-byte store, which a program reading the element sees whole (a map
+/// update by syscall copies the value with `memcpy`, which may not). The host tables
+/// (`host_table`) are written through it too.
+pub struct MappedArray<'a> {
     data: &'a MapData,
     map: &'static str,
     len: u32,
@@ -419,7 +422,9 @@ struct MappedArray<'a> {
 }
 
 impl<'a> MappedArray<'a> {
-    fn new(
+    /// `data`, named `map` in errors, which must have `len` elements of 8 bytes;
+    /// `window_words` divides `len`, or equals it to map the whole array at once.
+    pub fn new(
         data: &'a MapData,
         map: &'static str,
         len: u32,

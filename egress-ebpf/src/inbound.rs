@@ -56,7 +56,8 @@ static THROTTLED_V6: LpmTrie<[u8; 16], u32> =
 /// The IPv4 host table of `protected_mx` and `throttle.destinations` (`host_class` bits), read
 /// instead of both tries while their IPv4 entries are all hosts.
 #[map(name = "EGRESS_INBOUND_HOSTS_V4")]
-static HOSTS_V4: Array<u64> = Array::with_max_entries(host_table::ENTRIES, 0);
+static HOSTS_V4: Array<u64> =
+    Array::with_max_entries(host_table::ENTRIES, crate::maps::BPF_F_MMAPABLE);
 
 /// Per-source token buckets; the agent sets the capacity (`max_sources`) at load time.
 #[map(name = "EGRESS_THROTTLE_SOURCES")]

@@ -13,8 +13,9 @@ use egress_common::{
 /// LPM tries must be created without preallocation; the long-prefix hash is too, so an
 /// allowlist of a few relays does not cost the memory of two million entries.
 const BPF_F_NO_PREALLOC: u32 = 1;
-/// Lets the agent write the source index through a shared mapping (one store per word).
-const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// Lets the agent write the source index and the host tables through a shared mapping (one
+/// store per word).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 #[map(name = "EGRESS_CONFIG")]
 pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
@@ -45,9 +46,9 @@ pub static DESTINATIONS_V4: LpmTrie<[u8; 4], u32> =
     LpmTrie::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
 
 /// The IPv4 destinations as a host table (`egress_common::host_table`), read instead of the
-/// trie while every IPv4 destination is a host: 1 MiB.
+/// trie while every IPv4 destination is a host: 1 MiB, written through a shared mapping.
 #[map(name = "EGRESS_DEST_HOSTS_V4")]
-pub static DEST_HOSTS_V4: Array<u64> = Array::with_max_entries(host_table::ENTRIES, 0);
+pub static DEST_HOSTS_V4: Array<u64> = Array::with_max_entries(host_table::ENTRIES, BPF_F_MMAPABLE);
 
 #[map(name = "EGRESS_DESTS_V6")]
 pub static DESTINATIONS_V6: LpmTrie<[u8; 16], u32> =

@@ -3,19 +3,21 @@
 //! entry of the list is a host. The IPv4 destinations have one here; the inbound lists have
 //! theirs in `inbound::hosts`.
 //!
-//! A table is written into the half the dataplane is not reading, then named by the header in
-//! one store. Off (header 0) is always correct: the tries hold everything.
+//! A table is written, through a shared mapping, into the half the dataplane is not reading,
+//! then named by the header in one 8-byte store. Off (header 0) is always correct: the tries
+//! hold everything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aya::maps::{Array, MapData};
+use aya::maps::MapData;
 use egress_common::{
-    host_table::{self, HALF, HEADER, Table},
+    host_table::{self, ENTRIES, HALF, HEADER, Table},
+    index_sync::{MappedArray, Words as _},
     names,
 };
 use ipnet::IpNet;
 
-use super::maps::{MapsError, map_error, open};
+use super::maps::{MapsError, map_error};
 use crate::{allowlist::MapContents, paths::PinLayout};
 
 /// The class of an allowed destination in its table.
@@ -43,12 +45,12 @@ pub fn table_for<'a>(entries: impl IntoIterator<Item = (&'a IpNet, u32)>) -> Opt
 /// Makes the dataplane read `table` from the pinned map `name`, or the tries when there is
 /// none. Call after the tries hold the list.
 pub fn sync(pins: &PinLayout, name: &'static str, table: Option<&Table>) -> Result<(), MapsError> {
-    let mut array = open_table(pins, name)?;
-    let err = map_error(pins, name);
-    let header = array.get(&HEADER, 0).map_err(&err)?;
+    let data = pinned(pins, name)?;
+    let mut array = mapped(&data, name)?;
+    let header = array.load(HEADER)?;
     let Some(table) = table else {
         if host_table::bits_of(header) != 0 {
-            array.set(HEADER, 0, 0).map_err(&err)?;
+            array.store(HEADER, 0)?;
             tracing::info!(
                 map = name,
                 "host table off: the list holds more than IPv4 hosts, or more hosts than it \
@@ -60,9 +62,9 @@ pub fn sync(pins: &PinLayout, name: &'static str, table: Option<&Table>) -> Resu
     let half = 1 - host_table::half_of(header);
     let base = 1 + half * HALF;
     for (offset, slot) in (0u32..).zip(&table.slots) {
-        array.set(base + offset, *slot, 0).map_err(&err)?;
+        array.store(base + offset, *slot)?;
     }
-    array.set(HEADER, table.header(half), 0).map_err(&err)
+    Ok(array.store(HEADER, table.header(half))?)
 }
 
 /// The class bits that differ, one element per host, between the pinned table `name` and
@@ -73,9 +75,9 @@ pub fn check(
     name: &'static str,
     want: Option<&Table>,
 ) -> Result<Vec<u32>, MapsError> {
-    let array = open_table(pins, name)?;
-    let err = map_error(pins, name);
-    let header = array.get(&HEADER, 0).map_err(&err)?;
+    let data = pinned(pins, name)?;
+    let mut array = mapped(&data, name)?;
+    let header = array.load(HEADER)?;
     let bits = host_table::bits_of(header);
     if bits == 0 || bits > host_table::MAX_BITS {
         let off_as_expected = want.is_none() && bits == 0;
@@ -89,7 +91,7 @@ pub fn check(
     let base = 1 + host_table::half_of(header) * HALF;
     let mut held = BTreeMap::<u32, u32>::new();
     for index in base..base + (1 << bits) {
-        let slot = array.get(&index, 0).map_err(&err)?;
+        let slot = array.load(index)?;
         let host = (slot >> 32) as u32;
         if slot != 0 && host_table::choices(header, host).contains(&index) {
             *held.entry(host).or_insert(0) |= host_table::classes_in(slot, host);
@@ -109,8 +111,13 @@ pub fn check(
         .collect())
 }
 
-fn open_table(pins: &PinLayout, name: &'static str) -> Result<Array<MapData, u64>, MapsError> {
-    Array::try_from(open(pins, name)?).map_err(map_error(pins, name))
+fn pinned(pins: &PinLayout, name: &'static str) -> Result<MapData, MapsError> {
+    MapData::from_pin(pins.map(name)).map_err(map_error(pins, name))
+}
+
+/// The whole table in one shared mapping: a program sees each store whole.
+fn mapped<'a>(data: &'a MapData, name: &'static str) -> Result<MappedArray<'a>, MapsError> {
+    Ok(MappedArray::new(data, name, ENTRIES, ENTRIES)?)
 }
 
 /// The IPv4 destinations' table for `destinations` (see [`table_for`]).
