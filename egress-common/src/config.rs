@@ -63,6 +63,9 @@ pub mod allowlist_flags {
     pub const DESTINATIONS_V4_EMPTY: u32 = 4;
     /// The IPv6 destination trie is empty.
     pub const DESTINATIONS_V6_EMPTY: u32 = 8;
+    /// The IPv6 source filter (`source_filter`) is complete: a source whose /48 bit is clear
+    /// is in no source prefix.
+    pub const SOURCES_V6_FILTERED: u32 = 32;
 }
 
 impl DataplaneConfig {

@@ -23,6 +23,7 @@ pub mod index_sync;
 pub mod packet;
 pub mod parse;
 pub mod ports;
+pub mod source_filter;
 pub mod subscriber;
 
 pub use config::{DataplaneConfig, Mode};
@@ -47,6 +48,9 @@ pub mod names {
     pub const SOURCE_INDEX_V4: &str = "EGRESS_SOURCE_INDEX_V4";
     /// The index's second level: 256 entries for each /24 that holds longer prefixes.
     pub const SOURCE_BLOCKS_V4: &str = "EGRESS_SOURCE_BLOCKS_V4";
+    /// The IPv6 source filter (see `source_filter`): which /48s may hold a source prefix.
+    pub const SOURCE_FILTER_V6: &str = "EGRESS_SOURCE_FILTER_V6";
+    /// The IPv4 destinations as a host table (see `host_table`).
     pub const DEST_HOSTS_V4: &str = "EGRESS_DEST_HOSTS_V4";
     /// Pins of earlier versions that nothing reads any more; the agent removes them.
     pub const RETIRED: [&str; 1] = [

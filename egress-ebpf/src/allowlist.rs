@@ -3,15 +3,18 @@
 //! IPv4 sources, the lookup every blocked packet pays for, go through the source index (one
 //! array load, and a second one for a /24 that holds longer prefixes) once the agent says it
 //! is complete; the tries answer otherwise. IPv4 destinations, usually a few hosts (the ISP's
-//! relay beyond the edge), go through a host table while they are all hosts. A lookup in a
-//! list the agent says is empty is skipped.
+//! relay beyond the edge), go through a host table while they are all hosts. IPv6 sources
+//! whose /48 holds no source prefix (the IPv6 source filter says so) skip the trie. A lookup in
+//! a list the agent says is empty is skipped.
 
 use aya_ebpf::maps::lpm_trie::Key;
-use egress_common::{Family, SmtpPacket, config::allowlist_flags, host_table, index};
+use egress_common::{
+    Family, SmtpPacket, config::allowlist_flags, host_table, index, source_filter,
+};
 
 use crate::maps::{
-    DEST_HOSTS_V4, DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_INDEX_V4, SOURCES_V4,
-    SOURCES_V6,
+    DEST_HOSTS_V4, DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_FILTER_V6,
+    SOURCE_INDEX_V4, SOURCES_V4, SOURCES_V6,
 };
 
 /// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
@@ -24,11 +27,26 @@ pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
         }
         Family::Ipv4 => trie_source_kind(packet.source_v4()),
         Family::Ipv6 if flags & allowlist_flags::SOURCES_V6_EMPTY != 0 => 0,
+        Family::Ipv6
+            if flags & allowlist_flags::SOURCES_V6_FILTERED != 0
+                && !filter_may_hold(packet.source_words()[0]) =>
+        {
+            0
+        }
         Family::Ipv6 => SOURCES_V6
             .get(Key::new(128, packet.source))
             .copied()
             .unwrap_or(0),
     }
+}
+
+/// Whether the IPv6 source filter's bit for the /48 of `first_word` is set.
+#[inline(always)]
+fn filter_may_hold(first_word: u64) -> bool {
+    let (word, mask) = source_filter::position(source_filter::slash48_of_word(first_word));
+    SOURCE_FILTER_V6
+        .get(word)
+        .is_none_or(|bits| bits & mask != 0)
 }
 
 #[inline(always)]

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
-    SubscriberKey, SubscriberRecord, host_table, index,
+    SubscriberKey, SubscriberRecord, host_table, index, source_filter,
 };
 
 /// LPM tries must be created without preallocation; the long-prefix hash is too, so an
@@ -40,6 +40,11 @@ pub static SOURCE_BLOCKS_V4: Array<u64> =
 #[map(name = "EGRESS_SOURCES_V6")]
 pub static SOURCES_V6: LpmTrie<[u8; 16], u32> =
     LpmTrie::with_max_entries(DEFAULT_ALLOWLIST_CAPACITY, BPF_F_NO_PREALLOC);
+
+/// The IPv6 source filter (`egress_common::source_filter`): 8 KiB.
+#[map(name = "EGRESS_SOURCE_FILTER_V6")]
+pub static SOURCE_FILTER_V6: Array<u64> =
+    Array::with_max_entries(source_filter::WORDS, BPF_F_MMAPABLE);
 
 #[map(name = "EGRESS_DESTS_V4")]
 pub static DESTINATIONS_V4: LpmTrie<[u8; 4], u32> =

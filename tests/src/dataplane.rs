@@ -21,9 +21,9 @@ use egress_agent::allowlist::MapContents;
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberEvent, SubscriberKey, SubscriberRecord,
     allow_kind,
-    config::ipv6_mask,
+    config::{allowlist_flags, ipv6_mask},
     host_table::{self, Table},
-    index_sync, names,
+    index_sync, names, source_filter,
 };
 use ipnet::IpNet;
 
@@ -261,10 +261,51 @@ impl Dataplane {
             .collect();
         let table = egress_agent::dataplane::host_table::destinations(&destinations);
         write_host_table(self.map_mut(names::DEST_HOSTS_V4), table.as_ref());
+        let sources: MapContents = policy
+            .allow
+            .iter()
+            .filter(|allow| allow.kind & allow_kind::DESTINATION == 0)
+            .map(|allow| (allow.prefix, allow.kind))
+            .collect();
+        let filter = egress_agent::dataplane::source_filter::expected(&sources);
+        let filtered = self.write_source_filter(filter.as_deref());
         self.write_config(&DataplaneConfig {
-            allowlist_flags: policy.allowlist_flags(),
+            allowlist_flags: policy.allowlist_flags() | filtered,
             ..policy.config()
         });
+    }
+
+    /// Writes the IPv6 source filter's words; returns the flag that lets the programs use it
+    /// (none for `None`).
+    fn write_source_filter(&mut self, words: Option<&[u64]>) -> u32 {
+        let Some(words) = words else {
+            return 0;
+        };
+        let mut array: Array<_, u64> = self.map_mut(names::SOURCE_FILTER_V6);
+        for (index, word) in (0u32..).zip(words) {
+            array
+                .set(index, word, 0)
+                .expect("write an IPv6 source filter word");
+        }
+        allowlist_flags::SOURCES_V6_FILTERED
+    }
+
+    /// Clears every bit of the IPv6 source filter, leaving the trie and the flag as they are:
+    /// the programs then judge every IPv6 source by the filter alone.
+    pub fn clear_source_filter(&mut self) {
+        let zeros = vec![0u64; source_filter::WORDS as usize];
+        self.write_source_filter(Some(&zeros));
+        self.applied = None;
+    }
+
+    /// Whether the programs consult the IPv6 source filter (the config's flag).
+    pub fn source_filter_on(&mut self) -> bool {
+        let config: Array<_, DataplaneConfig> = self.map_mut(names::CONFIG);
+        let flags = config
+            .get(&0, 0)
+            .expect("read EGRESS_CONFIG[0]")
+            .allowlist_flags;
+        flags & allowlist_flags::SOURCES_V6_FILTERED != 0
     }
 
     /// Whether the programs read the IPv4 destinations' host table, not the trie.

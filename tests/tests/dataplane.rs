@@ -195,3 +195,33 @@ fn the_destinations_host_table_decides_while_it_is_on() {
     );
     assert_eq!(syn(&mut dataplane), Verdict::Pass);
 }
+
+/// The IPv6 source filter decides only where its bit is clear: with every bit cleared, a relay
+/// the trie holds is blocked like a subscriber; a source prefix shorter than /40 keeps the
+/// filter off, and the trie lets the relay through again.
+#[test]
+fn the_ipv6_source_filter_skips_the_trie_only_where_its_bit_is_clear() {
+    use tests::packet::{Eth, Ipv6, Tcp};
+    let mut dataplane = Dataplane::load(&[25]);
+    let from_relay = Eth::new().ipv6(Ipv6::new(frames::RELAY6, frames::MX6).tcp(Tcp::syn(25)));
+    let relay = Policy::default().relay("2001:db8:1::25/128");
+    dataplane.apply(&relay);
+    assert!(
+        dataplane.source_filter_on(),
+        "a /128 relay is listed in the filter"
+    );
+    assert_eq!(dataplane.run(Hook::Xdp, &from_relay), Verdict::Pass);
+    dataplane.clear_source_filter();
+    assert_eq!(
+        dataplane.run(Hook::Xdp, &from_relay),
+        Verdict::Drop,
+        "a clear bit: judged without the trie"
+    );
+    dataplane.apply(&relay.exempt("2001:db8::/32"));
+    assert!(
+        !dataplane.source_filter_on(),
+        "a /32 is too wide for the filter"
+    );
+    dataplane.clear_source_filter();
+    assert_eq!(dataplane.run(Hook::Xdp, &from_relay), Verdict::Pass);
+}

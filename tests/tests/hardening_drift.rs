@@ -1,7 +1,7 @@
 //! Allowlist entries inserted into or deleted from the pinned maps behind the agent's back
 //! (with bpftool) are put back within seconds and counted in status (`allowlist_drift`, which
-//! the metrics export as egress_allowlist_drift_total). So is the IPv4 destinations' host
-//! table the programs read instead of the trie.
+//! the metrics export as egress_allowlist_drift_total). So are the IPv4 destinations' host
+//! table and the IPv6 source filter the programs read in front of the tries.
 use std::net::Ipv4Addr;
 
 use tests::agent::{
@@ -133,4 +133,53 @@ fn a_wiped_destination_host_table_is_rewritten_and_counted() {
         repaired[1], written[1],
         "the header names the rewritten half"
     );
+}
+
+#[test]
+fn a_cleared_ipv6_source_filter_word_is_rewritten_and_counted() {
+    use egress_common::source_filter;
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    files.write_config(&lab, "[allow]\nrelays = [\"2001:db8:1::25/128\"]");
+    let agent = Agent::start(&lab, files);
+    let filter = agent.files.pin_dir.join("maps/EGRESS_SOURCE_FILTER_V6");
+    let filter = filter.to_str().expect("utf-8");
+    let relay: std::net::Ipv6Addr = "2001:db8:1::25".parse().expect("relay");
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&relay.octets()[..8]);
+    let (word, mask) =
+        source_filter::position(source_filter::slash48_of_word(u64::from_ne_bytes(first)));
+    let key: Vec<String> = word
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let read_word = || {
+        let mut args = vec!["map", "lookup", "pinned", filter, "key", "hex"];
+        args.extend(key.iter().map(String::as_str));
+        let entry = tests::agent::kernel::bpftool_json(&args);
+        let bytes: Vec<u8> = entry["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("bpftool printed no value: {entry}"))
+            .iter()
+            .map(|b| {
+                let text = b.as_str().unwrap_or_default().trim_start_matches("0x");
+                u8::from_str_radix(text, 16).unwrap_or_else(|err| panic!("byte {b}: {err}"))
+            })
+            .collect();
+        u64::from_le_bytes(bytes.try_into().expect("an 8-byte word"))
+    };
+    assert_ne!(read_word() & mask, 0, "the relay's /48 bit is set");
+    let drift = || agent.status()["allowlist_drift"]["exempt"].as_u64();
+    assert_eq!(drift(), Some(0));
+    let mut update = vec!["map", "update", "pinned", filter, "key", "hex"];
+    update.extend(key.iter().map(String::as_str));
+    update.extend([
+        "value", "hex", "00", "00", "00", "00", "00", "00", "00", "00",
+    ]);
+    bpftool_ok(&update);
+    wait_for("the cleared filter word to be rewritten", 15, || {
+        read_word() & mask != 0
+    });
+    assert_eq!(drift(), Some(1), "one word differed");
 }

@@ -14,7 +14,7 @@ use crate::{
     allowlist::{AllowKind, Desired, MapContents, merge},
     dataplane::{
         allowlist_maps::{self, Direction},
-        host_table, source_index,
+        host_table, source_filter, source_index,
     },
     paths::PinLayout,
     status::ByKind,
@@ -32,7 +32,7 @@ pub struct DriftReport {
     found: ByKind,
     /// The tries or inbound lists differ (a reconcile repairs them and the index).
     tries: bool,
-    /// The IPv4 source index differs (a sync repairs it).
+    /// The IPv4 source index or the IPv6 source filter differs (a sync repairs both).
     index: bool,
     /// A host table (IPv4 destinations', inbound lists') differs (a sync repairs them).
     hosts: bool,
@@ -130,10 +130,13 @@ impl Agent {
             return;
         };
         let pins = self.dataplane().pins();
-        if report.index
-            && let Err(err) = source_index::sync(pins, &applied.sources)
-        {
-            tracing::error!(%err, "cannot restore the IPv4 source index");
+        if report.index {
+            if let Err(err) = source_index::sync(pins, &applied.sources) {
+                tracing::error!(%err, "cannot restore the IPv4 source index");
+            }
+            if let Err(err) = source_filter::sync(pins, &applied.sources) {
+                tracing::error!(%err, "cannot restore the IPv6 source filter");
+            }
         }
         if report.hosts {
             if let Err(err) = host_table::sync_destinations(pins, &applied.destinations) {
@@ -180,6 +183,24 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
             false
         }
     };
+    let filter = match source_filter::check(pins, &desired.sources) {
+        Ok(differ) if differ > 0 => {
+            tracing::warn!(
+                words = differ,
+                "the IPv6 source filter was changed outside the agent"
+            );
+            // Which kind a word's bits stand for is not known: counted as exempt, like the
+            // index's own kind-less differences.
+            found.exempt += differ;
+            true
+        }
+        Ok(_) => false,
+        Err(err) => {
+            tracing::error!(%err, "cannot check the IPv6 source filter");
+            false
+        }
+    };
+    let index = index || filter;
     let destinations = match host_table::check_destinations(pins, &desired.destinations) {
         Ok(differ) if differ > 0 => {
             tracing::warn!("the IPv4 destinations' host table was changed outside the agent");

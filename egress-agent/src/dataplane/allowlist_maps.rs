@@ -217,8 +217,9 @@ pub fn read(pins: &PinLayout, direction: Direction) -> Result<MapContents, MapsE
 }
 
 /// Makes the tries of `direction` hold exactly `desired`, which must fit in `capacity`
-/// entries per family (see `capacity::check`), then the IPv4 source index (or the IPv4
-/// destinations' host table) and the config map's skip-empty flags follow. `held` is what the tries and the index hold when the
+/// entries per family (see `capacity::check`), then the IPv4 source index and the IPv6
+/// source filter (or the IPv4 destinations' host table) and the config map's skip-empty
+/// flags follow. `held` is what the tries and the index hold when the
 /// caller knows it (the state it applied last): the change is then diffed in memory, and
 /// only what differs is written, in the tries and in the index windows it touches; `None`
 /// reads the tries first and syncs the whole index (at start, and to repair drift).
@@ -238,6 +239,7 @@ pub fn reconcile(
                 Some(touched) => source_index::sync_touched(pins, desired, &touched)?,
                 None => source_index::sync(pins, desired)?,
             };
+            super::source_filter::sync(pins, desired)?;
         }
         Direction::Destinations => super::host_table::sync_destinations(pins, desired)?,
         Direction::ProtectedMx | Direction::MxSenders | Direction::Throttled => {}

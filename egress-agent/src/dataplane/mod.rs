@@ -9,6 +9,7 @@ pub mod host_table;
 pub mod layout;
 pub mod maps;
 pub mod netlink;
+pub mod source_filter;
 pub mod source_index;
 pub mod tc_legacy;
 pub mod tc_netlink;
