@@ -1,7 +1,8 @@
 //! The egress eBPF object loaded for measuring: unpinned maps (nothing outlives the bench),
 //! the spec's default settings, and helpers to grow the allowlists and the subscriber table.
-//! The IPv4 source index is kept in step with the tries by the agent's own code
-//! (`egress_common::index_sync`), so the bench measures the lookups the agent sets up.
+//! The IPv4 source index and the IPv6 source filter are kept in step with the tries by the
+//! agent's own code (`egress_common::index_sync`, `source_filter`), so the bench measures the
+//! lookups the agent sets up.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
@@ -18,10 +19,10 @@ use aya::{
 };
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
-    config::ipv6_mask,
+    config::{allowlist_flags, ipv6_mask},
     host_table,
     index_plan::{Plan, SourcePrefix},
-    index_sync, names,
+    index_sync, names, source_filter,
 };
 
 use super::frames;
@@ -33,6 +34,10 @@ pub struct Dataplane {
     source_blocks: MapData,
     /// Every IPv4 source prefix in the trie, for the index.
     sources_v4: Vec<SourcePrefix>,
+    /// Every IPv6 source prefix in the trie, for the filter.
+    sources_v6: Vec<([u8; 16], u8)>,
+    /// Whether `sync_source_index` lets the programs use the IPv6 source filter.
+    use_source_filter: bool,
     /// Prefixes per family currently in the source allowlists (relays included).
     pub prefixes: usize,
 }
@@ -78,6 +83,8 @@ impl Dataplane {
             source_index,
             source_blocks,
             sources_v4: Vec::new(),
+            sources_v6: Vec::new(),
+            use_source_filter: true,
             prefixes: 0,
         };
         dataplane.allow_v4(&[frames::RELAY_PREFIX_V4], allow_kind::RELAY)?;
@@ -125,10 +132,11 @@ impl Dataplane {
         let plan = Plan::new(self.sources_v4.iter().copied());
         index_sync::sync(&self.source_index, &self.source_blocks, &plan)
             .context("filling the IPv4 source index")?;
+        let filtered = self.sync_source_filter(self.use_source_filter)?;
         let mut config_map: Array<_, DataplaneConfig> =
             Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
         let config = DataplaneConfig {
-            allowlist_flags: index_sync::flags(true, false, false),
+            allowlist_flags: index_sync::flags(true, false, false) | filtered,
             ..spec_defaults()
         };
         config_map
@@ -185,8 +193,33 @@ impl Dataplane {
         for &(address, len) in prefixes {
             retry_enomem(|| trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0))
                 .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V6))?;
+            self.sources_v6.push((address.octets(), len));
         }
         Ok(())
+    }
+
+    /// Writes the IPv6 source filter for the IPv6 source prefixes, as the agent does; the
+    /// flag that lets the programs use it, or 0 when a prefix is too short for it or
+    /// `use_filter` is false (or the object predates the filter).
+    fn sync_source_filter(&mut self, use_filter: bool) -> Result<u32> {
+        let words = source_filter::words(self.sources_v6.iter().copied());
+        let (Some(words), true) = (words, use_filter) else {
+            return Ok(0);
+        };
+        let Some(filter) = self.ebpf.map_mut(names::SOURCE_FILTER_V6) else {
+            return Ok(0);
+        };
+        let mut filter: Array<_, u64> = Array::try_from(filter)?;
+        for (index, word) in (0u32..).zip(&words) {
+            filter.set(index, word, 0)?;
+        }
+        Ok(allowlist_flags::SOURCES_V6_FILTERED)
+    }
+
+    /// Stops the programs using the IPv6 source filter: every IPv6 source walks the trie.
+    pub fn without_source_filter(&mut self) -> Result<()> {
+        self.use_source_filter = false;
+        self.sync_source_index()
     }
 
     /// Records for IPv4 subscribers `0..count`, as if each had been blocked once.

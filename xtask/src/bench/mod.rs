@@ -9,7 +9,6 @@ mod blast;
 mod bpf_sys;
 mod cases;
 mod dataplane;
-mod destinations;
 mod flag_latency;
 mod fleet;
 mod floor;
@@ -26,6 +25,7 @@ mod reload;
 mod report;
 mod rotate;
 mod rows;
+mod shortcuts;
 mod veth;
 mod working_set;
 mod xdp_filter;
@@ -72,8 +72,9 @@ pub enum Only {
     Agent,
     /// The inbound program (built, or given by --object)
     Inbound,
-    /// Allowed destination hosts: the host table against the trie (built, or --object)
-    Destinations,
+    /// The lookups in front of the tries (destination host table, IPv6 source filter), each
+    /// against the trie (built, or --object)
+    Shortcuts,
 }
 
 impl Only {
@@ -82,7 +83,7 @@ impl Only {
             Only::Fleet => "fleet",
             Only::Agent => "agent",
             Only::Inbound => "inbound",
-            Only::Destinations => "destinations",
+            Only::Shortcuts => "shortcuts",
         }
     }
 }
@@ -246,7 +247,7 @@ fn run_only(only: Only, args: BenchArgs) -> Result<()> {
         Only::Fleet => fleet::rows(&agent, &scale.fleet)?,
         Only::Agent => agent::rows(&agent, &scale.agent)?,
         Only::Inbound => inbound::rows(&object_of(args.object.clone())?, &scale)?,
-        Only::Destinations => destinations::rows(&object_of(args.object.clone())?, &scale)?,
+        Only::Shortcuts => shortcuts::rows(&object_of(args.object.clone())?, &scale)?,
     };
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {

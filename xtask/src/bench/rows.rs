@@ -133,7 +133,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     // The agent's maps are its own: free the bench's before starting it.
     drop(dataplane);
     rows.extend(super::inbound::rows(object, scale)?);
-    rows.extend(super::destinations::rows(object, scale)?);
+    rows.extend(super::shortcuts::rows(object, scale)?);
     rows.extend(agent::rows(agent_binary, &scale.agent)?);
     rows.extend(super::identity::rows(agent_binary, &scale.identity)?);
     rows.extend(super::flag_latency::rows(agent_binary, scale.flags)?);
