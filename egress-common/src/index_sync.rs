@@ -39,7 +39,7 @@ pub enum IndexError {
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: MapError },
     #[error(
-        "map {map} has {max_entries} elements of {value_size} bytes; the index needs \
+        "map {map} has {max_entries} elements of {value_size} bytes; it must have \
          {wanted} of 8"
     )]
     Shape {
