@@ -155,18 +155,7 @@ fn a_cleared_ipv6_source_filter_word_is_rewritten_and_counted() {
         .map(|b| format!("{b:02x}"))
         .collect();
     let read_word = || {
-        let mut args = vec!["map", "lookup", "pinned", filter, "key", "hex"];
-        args.extend(key.iter().map(String::as_str));
-        let entry = tests::agent::kernel::bpftool_json(&args);
-        let bytes: Vec<u8> = entry["value"]
-            .as_array()
-            .unwrap_or_else(|| panic!("bpftool printed no value: {entry}"))
-            .iter()
-            .map(|b| {
-                let text = b.as_str().unwrap_or_default().trim_start_matches("0x");
-                u8::from_str_radix(text, 16).unwrap_or_else(|err| panic!("byte {b}: {err}"))
-            })
-            .collect();
+        let bytes = tests::agent::kernel::array_element(filter, word);
         u64::from_le_bytes(bytes.try_into().expect("an 8-byte word"))
     };
     assert_ne!(read_word() & mask, 0, "the relay's /48 bit is set");

@@ -14,7 +14,9 @@ use crate::{
     allowlist::{AllowKind, Desired, MapContents, merge},
     dataplane::{
         allowlist_maps::{self, Direction},
-        host_table, source_filter, source_index,
+        host_table,
+        maps::MapsError,
+        source_filter, source_index,
     },
     paths::PinLayout,
     status::ByKind,
@@ -183,50 +185,51 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
             false
         }
     };
-    let filter = match source_filter::check(pins, &desired.sources) {
-        Ok(differ) if differ > 0 => {
-            tracing::warn!(
-                words = differ,
-                "the IPv6 source filter was changed outside the agent"
-            );
-            // Which kind a word's bits stand for is not known: counted as exempt, like the
-            // index's own kind-less differences.
-            found.exempt += differ;
-            true
-        }
-        Ok(_) => false,
-        Err(err) => {
-            tracing::error!(%err, "cannot check the IPv6 source filter");
-            false
-        }
-    };
-    let index = index || filter;
-    let destinations = match host_table::check_destinations(pins, &desired.destinations) {
-        Ok(differ) if differ > 0 => {
-            tracing::warn!("the IPv4 destinations' host table was changed outside the agent");
-            found.destination += differ;
-            true
-        }
-        Ok(_) => false,
-        Err(err) => {
-            tracing::error!(%err, "cannot check the IPv4 destinations' host table");
-            false
-        }
-    };
-    let inbound = match crate::inbound::hosts::check(pins, desired) {
+    // Which kind a filter word's bits stand for is not known: counted as exempt, like the
+    // index's own kind-less differences.
+    let filter = source_filter::check(pins, &desired.sources).map(|words| ByKind {
+        exempt: words,
+        ..ByKind::default()
+    });
+    let filter = derived("the IPv6 source filter", filter, &mut found);
+    let destinations =
+        host_table::check_destinations(pins, &desired.destinations).map(|hosts| ByKind {
+            destination: hosts,
+            ..ByKind::default()
+        });
+    let destinations = derived(
+        "the IPv4 destinations' host table",
+        destinations,
+        &mut found,
+    );
+    let inbound = crate::inbound::hosts::check(pins, desired);
+    let inbound = derived("the inbound host table", inbound, &mut found);
+    (found, tries, index || filter, destinations || inbound)
+}
+
+/// A map derived from the tries (the IPv6 filter, a host table), checked: what differs is added to
+/// `found`, and the answer is whether it needs a sync.
+fn derived(what: &str, checked: Result<ByKind, MapsError>, found: &mut ByKind) -> bool {
+    match checked {
         Ok(differ) if differ != ByKind::default() => {
-            tracing::warn!("inbound IPv4 host table was changed outside the agent");
+            tracing::warn!(
+                map = what,
+                "a map derived from the allowlists was changed outside the agent"
+            );
+            found.relay += differ.relay;
+            found.exempt += differ.exempt;
+            found.destination += differ.destination;
             found.protected_mx += differ.protected_mx;
+            found.mx_sender += differ.mx_sender;
             found.throttle_destination += differ.throttle_destination;
             true
         }
         Ok(_) => false,
         Err(err) => {
-            tracing::error!(%err, "cannot check the inbound host table");
+            tracing::error!(%err, map = what, "cannot check a map derived from the allowlists");
             false
         }
-    };
-    (found, tries, index, destinations || inbound)
+    }
 }
 
 /// Entries whose kind bits differ between the map (sorted) and the desired state, by kind:

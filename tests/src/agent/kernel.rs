@@ -72,12 +72,16 @@ pub fn has_key(map: &str, key: &[String]) -> bool {
     bpftool(&args).status.success()
 }
 
-/// The header of the pinned host table at `map` (`egress_common::host_table`, element 0), as
-/// its eight bytes: size bits, half, seed.
-pub fn host_table_header(map: &str) -> Vec<u8> {
-    let zero = ["00", "00", "00", "00"];
+/// Element `index` of the pinned `u64` array map at `map`, as its eight bytes, read with
+/// bpftool.
+pub fn array_element(map: &str, index: u32) -> Vec<u8> {
+    let key: Vec<String> = index
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let mut args = vec!["map", "lookup", "pinned", map, "key", "hex"];
-    args.extend(zero);
+    args.extend(key.iter().map(String::as_str));
     let entry = bpftool_json(&args);
     entry["value"]
         .as_array()
@@ -88,6 +92,12 @@ pub fn host_table_header(map: &str) -> Vec<u8> {
             u8::from_str_radix(text, 16).unwrap_or_else(|err| panic!("value byte {byte}: {err}"))
         })
         .collect()
+}
+
+/// The header of the pinned host table at `map` (`egress_common::host_table`, element 0), as
+/// its eight bytes: size bits, half, seed.
+pub fn host_table_header(map: &str) -> Vec<u8> {
+    array_element(map, 0)
 }
 
 /// Zeroes every slot of the half of the pinned host table at `map` that its header names,
