@@ -160,6 +160,10 @@ pub struct SubscribersConfig {
     pub ipv6_prefix_len: u8,
     #[serde(default = "default_max_tracked")]
     pub max_tracked: u32,
+    /// The operator's own IPv4 subscriber ranges: one record slot per address, outside the
+    /// LRU map (`egress_common::pools`).
+    #[serde(default)]
+    pub pools: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +237,7 @@ impl Default for SubscribersConfig {
         SubscribersConfig {
             ipv6_prefix_len: default_ipv6_prefix_len(),
             max_tracked: default_max_tracked(),
+            pools: Vec::new(),
         }
     }
 }

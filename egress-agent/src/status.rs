@@ -61,6 +61,10 @@ pub struct AgentStatus {
     pub allowlist_drift: ByKind,
     pub config_last_reload_successful: bool,
     pub max_tracked: u32,
+    /// Record slots of `subscribers.pools`, one per address, beside the LRU map's
+    /// `max_tracked`.
+    #[serde(default)]
+    pub pool_addresses: u32,
     /// The running kernel, and one line per feature it lacks (see dataplane::features).
     #[serde(default)]
     pub kernel: String,
@@ -72,6 +76,11 @@ pub struct AgentStatus {
 }
 
 impl AgentStatus {
+    /// Records the dataplane can hold: the LRU map's and the pools'.
+    pub fn record_capacity(&self) -> u64 {
+        u64::from(self.max_tracked) + u64::from(self.pool_addresses)
+    }
+
     pub fn new(mode: ModeSetting, pin_dir: &str, max_tracked: u32) -> Self {
         AgentStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -82,6 +91,7 @@ impl AgentStatus {
             allowlist_drift: ByKind::default(),
             config_last_reload_successful: true,
             max_tracked,
+            pool_addresses: 0,
             kernel: String::new(),
             missing_kernel_features: Vec::new(),
             fleet: None,

@@ -20,11 +20,14 @@ pub enum Counter {
     Malformed,
     /// Ring-buffer events lost because the buffer was full.
     EventsSuppressed,
+    /// Blocked IPv4 SMTP packets from a source in none of `subscribers.pools` (counted only
+    /// while pools are configured): spoofed, on a subscriber-facing interface.
+    OutsidePools,
 }
 
 impl Counter {
     /// Number of slots in the counter array.
-    pub const COUNT: u32 = Counter::EventsSuppressed as u32 + 1;
+    pub const COUNT: u32 = Counter::OutsidePools as u32 + 1;
 
     pub const ALL: [Counter; Counter::COUNT as usize] = [
         Counter::AllowedRelayV4,
@@ -42,6 +45,7 @@ impl Counter {
         Counter::Ipv6Chain,
         Counter::Malformed,
         Counter::EventsSuppressed,
+        Counter::OutsidePools,
     ];
 
     /// Stable snake_case name, used in tests and JSON.
@@ -62,6 +66,7 @@ impl Counter {
             Counter::Ipv6Chain => "ipv6_chain",
             Counter::Malformed => "malformed",
             Counter::EventsSuppressed => "events_suppressed",
+            Counter::OutsidePools => "outside_pools",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod index_plan;
 pub mod index_sync;
 pub mod packet;
 pub mod parse;
+pub mod pools;
 pub mod ports;
 pub mod source_filter;
 pub mod subscriber;
@@ -58,6 +59,10 @@ pub mod names {
         "EGRESS_SOURCE_LONG_V4",
     ];
     pub const SUBSCRIBERS: &str = "EGRESS_SUBSCRIBERS";
+    /// The IPv4 subscriber pools (see `pools`): the table of pools, one element.
+    pub const POOL_TABLE_V4: &str = "EGRESS_POOL_TABLE_V4";
+    /// One subscriber record per pool address.
+    pub const POOL_RECORDS_V4: &str = "EGRESS_POOL_RECORDS_V4";
     pub const EVENTS: &str = "EGRESS_EVENTS";
     /// Read-only global holding the blocked-port bitmap, set at load time.
     pub const BLOCKED_PORTS: &str = "EGRESS_BLOCKED_PORTS";

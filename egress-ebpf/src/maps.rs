@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
-    SubscriberKey, SubscriberRecord, host_table, index, source_filter,
+    SubscriberKey, SubscriberRecord, host_table, index, pools::PoolTable, source_filter,
 };
 
 /// LPM tries must be created without preallocation; the long-prefix hash is too, so an
@@ -62,6 +62,14 @@ pub static DESTINATIONS_V6: LpmTrie<[u8; 16], u32> =
 #[map(name = "EGRESS_SUBSCRIBERS")]
 pub static SUBSCRIBERS: LruHashMap<SubscriberKey, SubscriberRecord> =
     LruHashMap::with_max_entries(DEFAULT_MAX_TRACKED, 0);
+
+/// The IPv4 subscriber pools' table (`egress_common::pools`), created with their records.
+#[map(name = "EGRESS_POOL_TABLE_V4")]
+pub static POOL_TABLE_V4: Array<PoolTable> = Array::with_max_entries(1, 0);
+
+/// One record per pool address; the agent sizes it to the pools (1 slot without pools).
+#[map(name = "EGRESS_POOL_RECORDS_V4")]
+pub static POOL_RECORDS_V4: Array<SubscriberRecord> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
 #[map(name = "EGRESS_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);

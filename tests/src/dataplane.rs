@@ -23,7 +23,9 @@ use egress_common::{
     allow_kind,
     config::{allowlist_flags, ipv6_mask},
     host_table::{self, Table},
-    index_sync, names, source_filter,
+    index_sync, names,
+    pools::PoolTable,
+    source_filter,
 };
 use ipnet::IpNet;
 
@@ -181,12 +183,19 @@ pub struct Dataplane {
 impl Dataplane {
     /// Loads and verifies both programs with `blocked_ports` as the load-time port set.
     pub fn load(blocked_ports: &[u16]) -> Dataplane {
+        Dataplane::load_with_pools(blocked_ports, &PoolTable::default())
+    }
+
+    /// Like [`Dataplane::load`], with `pools` as the subscriber pools: their records map
+    /// sized to them and their table written, as the agent does at load.
+    pub fn load_with_pools(blocked_ports: &[u16], pools: &PoolTable) -> Dataplane {
         let ports = blocked_ports
             .iter()
             .fold(PortSet::EMPTY, |set, &port| set.with(port));
         let mut ebpf = EbpfLoader::new()
             .override_global(names::BLOCKED_PORTS, &ports, true)
             .map_max_entries(names::SUBSCRIBERS, TEST_MAX_TRACKED)
+            .map_max_entries(names::POOL_RECORDS_V4, pools.addresses().max(1))
             .load(egress_agent::EBPF_OBJECT)
             .expect("the embedded eBPF object loads (are you root?)");
         ebpf_program::<Xdp>(&mut ebpf, names::XDP_PROGRAM)
@@ -195,6 +204,12 @@ impl Dataplane {
         ebpf_program::<SchedClassifier>(&mut ebpf, names::TC_PROGRAM)
             .load()
             .expect("the verifier accepts the TC program");
+        let mut table: Array<_, PoolTable> = Array::try_from(
+            ebpf.map_mut(names::POOL_TABLE_V4)
+                .expect("object has the pool table"),
+        )
+        .expect("the pool table is an array");
+        table.set(0, *pools, 0).expect("write the pool table");
         let events = ebpf
             .take_map(names::EVENTS)
             .map(RingBuf::try_from)
@@ -390,6 +405,12 @@ impl Dataplane {
     pub fn subscriber(&self, key: &SubscriberKey) -> Option<SubscriberRecord> {
         let map: HashMap<_, SubscriberKey, SubscriberRecord> = self.map(names::SUBSCRIBERS);
         map.get(key, 0).ok()
+    }
+
+    /// The record in slot `slot` of the pools' records (all zeros: never used).
+    pub fn pool_record(&self, slot: u32) -> SubscriberRecord {
+        let map: Array<_, SubscriberRecord> = self.map(names::POOL_RECORDS_V4);
+        map.get(&slot, 0).expect("read a pool record")
     }
 
     pub fn subscribers(&self) -> Vec<(SubscriberKey, SubscriberRecord)> {

@@ -39,6 +39,16 @@ fn check_config_accepts_good_and_names_the_key_of_bad_files() {
             "[subscribers]\nipv6_prefix_len = 129",
             "subscribers.ipv6_prefix_len",
         ),
+        (
+            "[subscribers]\npools = [\"2001:db8::/48\"]",
+            "subscribers.pools[0]",
+        ),
+        (
+            "[subscribers]\npools = [\"100.64.0.0/16\", \"100.64.8.0/24\"]",
+            "subscribers.pools[1]",
+        ),
+        ("[subscribers]\npools = [\"100.0.0.0/8\"]", "subscribers.pools"),
+        ("[subscribers]\npools = [\"100.64.0.1/16\"]", "subscribers.pools[0]"),
         ("mode = \"block\"", "mode"),
         ("bogus_key = 1", "bogus_key"),
     ] {

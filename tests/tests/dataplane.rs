@@ -14,6 +14,8 @@ mod link;
 mod nesting;
 #[path = "dataplane/policy.rs"]
 mod policy;
+#[path = "dataplane/pools.rs"]
+mod pools;
 #[path = "dataplane/subscribers.rs"]
 mod subscribers;
 #[path = "dataplane/tcp.rs"]

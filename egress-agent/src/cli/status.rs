@@ -80,7 +80,7 @@ pub fn status(list: &ListArgs) -> Result<(), CliError> {
     let fill = vec![
         vec![
             "subscribers".into(),
-            format!("{} / {}", view.subscribers_tracked, agent.max_tracked),
+            format!("{} / {}", view.subscribers_tracked, agent.record_capacity()),
         ],
         vec!["allowlist relay".into(), entries.relay.to_string()],
         vec!["allowlist exempt".into(), entries.exempt.to_string()],

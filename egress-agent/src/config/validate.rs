@@ -32,6 +32,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     if config.subscribers.max_tracked == 0 {
         return problem("subscribers.max_tracked", "must be at least 1".into());
     }
+    validate_pools(&config.subscribers.pools)?;
     if config.detection.window_seconds == 0 {
         return problem("detection.window_seconds", "must be at least 1".into());
     }
@@ -42,6 +43,47 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
         super::mail::validate(mail)?;
     }
     Ok(())
+}
+
+fn validate_pools(pools: &[String]) -> Result<(), Problem> {
+    use egress_common::pools::{self, MAX_ADDRESSES, MAX_POOLS, PoolProblem};
+    let mut parsed = Vec::new();
+    for (i, text) in pools.iter().enumerate() {
+        let key = format!("subscribers.pools[{i}]");
+        match prefix::parse(text) {
+            Ok(ipnet::IpNet::V4(net)) => parsed.push((u32::from(net.network()), net.prefix_len())),
+            Ok(ipnet::IpNet::V6(_)) => {
+                return problem(
+                    &key,
+                    format!(
+                        "`{text}` is IPv6: pools are IPv4 (IPv6 subscribers stay in the LRU map)"
+                    ),
+                );
+            }
+            Err(err) => return problem(&key, err.to_string()),
+        }
+    }
+    match pools::check(&parsed) {
+        Ok(()) => Ok(()),
+        Err(PoolProblem::TooMany) => problem(
+            "subscribers.pools",
+            format!("{} pools: at most {MAX_POOLS}", pools.len()),
+        ),
+        Err(PoolProblem::TooLarge) => problem(
+            "subscribers.pools",
+            format!(
+                "more than {MAX_ADDRESSES} addresses in all (a /10): each address costs a {}-byte record",
+                size_of::<egress_common::SubscriberRecord>()
+            ),
+        ),
+        Err(PoolProblem::Overlap(a, b)) => problem(
+            &format!("subscribers.pools[{b}]"),
+            format!(
+                "`{}` overlaps subscribers.pools[{a}] (`{}`)",
+                pools[b], pools[a]
+            ),
+        ),
+    }
 }
 
 fn problem<T>(key: &str, text: String) -> Result<T, Problem> {

@@ -86,6 +86,7 @@ impl Agent {
         let store = Store::load(&StateLayout::new(&config.state_dir))?;
         let mut status =
             AgentStatus::new(config.mode, &config.pin_dir, config.subscribers.max_tracked);
+        status.pool_addresses = crate::dataplane::pools::table(&config.subscribers).addresses();
         status.kernel = features.kernel.clone();
         status.missing_kernel_features = features.missing_lines();
         if let (Some(settings), Some(link)) = (&config.fleet, &fleet) {
@@ -423,6 +424,8 @@ impl Agent {
         self.update_status(|status| {
             status.mode = self.config.mode;
             status.max_tracked = self.config.subscribers.max_tracked;
+            status.pool_addresses =
+                crate::dataplane::pools::table(&self.config.subscribers).addresses();
         });
     }
 

@@ -9,6 +9,7 @@ pub mod host_table;
 pub mod layout;
 pub mod maps;
 pub mod netlink;
+pub mod pools;
 pub mod source_filter;
 pub mod source_index;
 pub mod tc_legacy;
@@ -62,6 +63,7 @@ struct LoadSettings {
     allowlist_capacity: u32,
     inbound_ports: Vec<u16>,
     max_sources: u32,
+    pools: egress_common::pools::PoolTable,
 }
 
 impl LoadSettings {
@@ -72,6 +74,7 @@ impl LoadSettings {
             allowlist_capacity: capacity::allowlist_capacity(),
             inbound_ports: config.inbound.ports.clone(),
             max_sources: config.inbound.throttle.max_sources,
+            pools: pools::table(&config.subscribers),
         }
     }
 }
@@ -100,11 +103,15 @@ impl Dataplane {
             settings.max_tracked,
             settings.allowlist_capacity,
         )?;
+        let pool_slots = pools::record_slots(&settings.pools);
         for spec in &mut specs {
             if spec.name == inbound_names::BUCKETS {
                 spec.max_entries = settings.max_sources;
+            } else if spec.name == names::POOL_RECORDS_V4 {
+                spec.max_entries = pool_slots;
             }
         }
+        pools::forget_other_pools(&pins, &settings.pools)?;
         layout::remove_incompatible(&pins, &specs)?;
         layout::remove_retired(&pins)?;
 
@@ -118,7 +125,8 @@ impl Dataplane {
             .override_global(names::BLOCKED_PORTS, &ports, true)
             .map_max_entries(names::SUBSCRIBERS, settings.max_tracked)
             .override_global(inbound_names::PORTS, &inbound_ports, true)
-            .map_max_entries(inbound_names::BUCKETS, settings.max_sources);
+            .map_max_entries(inbound_names::BUCKETS, settings.max_sources)
+            .map_max_entries(names::POOL_RECORDS_V4, pool_slots);
         for name in capacity::sized_by_capacity() {
             loader.map_max_entries(name, settings.allowlist_capacity);
         }
@@ -129,6 +137,7 @@ impl Dataplane {
             .load(EBPF_OBJECT)
             .map_err(|e| DataplaneError::Load(Box::new(e)))?;
         load_programs(&mut ebpf)?;
+        pools::write_table(&pins, &settings.pools)?;
         tracing::info!(pin_dir = %pins.root().display(), blocked_ports = ?settings.blocked_ports,
             max_tracked = settings.max_tracked, allowlist_capacity = settings.allowlist_capacity,
             "eBPF object loaded, maps pinned");

@@ -121,6 +121,12 @@ fn write_dataplane_counters(out: &mut Exposition, counters: &[u64]) {
         "Packets with malformed or truncated headers.",
         counters[Counter::Malformed as usize],
     );
+    out.single(
+        "egress_smtp_outside_pools_total",
+        MetricType::Counter,
+        "Blocked IPv4 SMTP packets whose source is in none of subscribers.pools (spoofed, on a subscriber-facing interface); 0 without pools.",
+        counters[Counter::OutsidePools as usize],
+    );
 }
 
 fn write_subscribers(out: &mut Exposition, census: &subscribers::Census) {
@@ -226,8 +232,8 @@ fn write_agent(out: &mut Exposition, status: &AgentStatus, counters: &[u64]) {
     out.single(
         "egress_tracked_subscribers_max",
         MetricType::Gauge,
-        "Capacity of the subscriber map (subscribers.max_tracked).",
-        status.max_tracked,
+        "Subscriber records the dataplane can hold: subscribers.max_tracked, plus one per address of subscribers.pools.",
+        status.record_capacity(),
     );
     let name = "egress_allowlist_drift_total";
     out.family(

@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod http;
 pub mod limiter;
 mod pinned;
+mod pool_records;
 pub mod program_stats;
 pub mod scan;
 pub mod subscribers;

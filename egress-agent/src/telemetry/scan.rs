@@ -10,8 +10,17 @@ use egress_common::{SubscriberKey, SubscriberRecord, batch, names};
 use super::{TelemetryError, pinned};
 use crate::paths::PinLayout;
 
-/// Calls `visit` for every subscriber in the pinned map; returns how many there were.
+/// Calls `visit` for every subscriber with a record, in the LRU map and in the pools'
+/// records; returns how many there were.
 pub fn for_each_subscriber(
+    pins: &PinLayout,
+    mut visit: impl FnMut(&SubscriberKey, &SubscriberRecord),
+) -> Result<u64, TelemetryError> {
+    let in_pools = super::pool_records::for_each(pins, &mut visit)?;
+    Ok(in_pools + for_each_in_lru(pins, visit)?)
+}
+
+fn for_each_in_lru(
     pins: &PinLayout,
     mut visit: impl FnMut(&SubscriberKey, &SubscriberRecord),
 ) -> Result<u64, TelemetryError> {
@@ -87,11 +96,14 @@ fn iterate_one_by_one(
     Ok(total)
 }
 
-/// Looks up one subscriber.
+/// Looks up one subscriber: in the pools' records for a pool address, else in the LRU map.
 pub fn lookup(
     pins: &PinLayout,
     key: &SubscriberKey,
 ) -> Result<Option<SubscriberRecord>, TelemetryError> {
+    if let Some(in_pool) = super::pool_records::lookup(pins, key)? {
+        return Ok(in_pool);
+    }
     let pinned::PinnedMap { path, map } = pinned::open(pins, names::SUBSCRIBERS)?;
     let map =
         HashMap::<MapData, SubscriberKey, SubscriberRecord>::try_from(map).map_err(|source| {
