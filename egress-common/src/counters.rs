@@ -21,7 +21,7 @@ pub enum Counter {
     /// Ring-buffer events lost because the buffer was full.
     EventsSuppressed,
     /// Blocked IPv4 SMTP packets from a source in none of `subscribers.pools` (counted only
-    /// while pools are configured): spoofed, on a subscriber-facing interface.
+    /// while pools are configured): on a subscriber-facing interface, a spoofed source.
     OutsidePools,
 }
 

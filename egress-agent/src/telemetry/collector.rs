@@ -124,7 +124,7 @@ fn write_dataplane_counters(out: &mut Exposition, counters: &[u64]) {
     out.single(
         "egress_smtp_outside_pools_total",
         MetricType::Counter,
-        "Blocked IPv4 SMTP packets whose source is in none of subscribers.pools (spoofed, on a subscriber-facing interface); 0 without pools.",
+        "Blocked IPv4 SMTP packets whose source is in none of subscribers.pools (on a subscriber-facing interface, a spoofed source); 0 without pools.",
         counters[Counter::OutsidePools as usize],
     );
 }

@@ -2,7 +2,8 @@
 //! the spec's default settings, and helpers to grow the allowlists and the subscriber table.
 //! The IPv4 source index and the IPv6 source filter are kept in step with the tries by the
 //! agent's own code (`egress_common::index_sync`, `source_filter`), so the bench measures the
-//! lookups the agent sets up.
+//! lookups the agent sets up. The IPv4 subscriber pools (`subscribers.pools`) can be sized at
+//! load and switched on and off by writing their table (`load_with_pools`, `set_pools`).
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
@@ -22,7 +23,9 @@ use egress_common::{
     config::{allowlist_flags, ipv6_mask},
     host_table,
     index_plan::{Plan, SourcePrefix},
-    index_sync, names, source_filter,
+    index_sync, names,
+    pools::{self, PoolTable},
+    source_filter,
 };
 
 use super::frames;
@@ -40,17 +43,41 @@ pub struct Dataplane {
     use_source_filter: bool,
     /// Prefixes per family currently in the source allowlists (relays included).
     pub prefixes: usize,
+    /// The pool table the records map was sized for, written by `set_pools(true)`; None when
+    /// loaded without pools or from an object that predates them.
+    pools: Option<PoolTable>,
 }
 
 impl Dataplane {
     pub fn load(object_path: &Path) -> Result<Dataplane> {
+        Dataplane::load_with_pools(object_path, &[])
+    }
+
+    /// As `load`, with one record slot per address of `subscriber_pools` (network address, prefix
+    /// length), as the agent sizes them for `subscribers.pools`. The pool table stays empty
+    /// (no pools) until `set_pools(true)`, so the same program and maps measure both paths.
+    /// An object without the pool maps loads as with `load` (`has_pools` is then false).
+    pub fn load_with_pools(
+        object_path: &Path,
+        subscriber_pools: &[(Ipv4Addr, u8)],
+    ) -> Result<Dataplane> {
         let object = std::fs::read(object_path)
             .with_context(|| format!("reading the eBPF object {}", object_path.display()))?;
+        let ranges: Vec<(u32, u8)> = subscriber_pools
+            .iter()
+            .map(|&(network, len)| (u32::from(network), len))
+            .collect();
+        pools::check(&ranges)
+            .map_err(|problem| anyhow!("subscriber pools {subscriber_pools:?}: {problem:?}"))?;
+        let table = PoolTable::of(ranges);
         let ports = PortSet::DEFAULT;
         let mut ebpf = EbpfLoader::new()
             .override_global(names::BLOCKED_PORTS, &ports, true)
+            // An array map has at least one slot; an object without the map ignores this.
+            .map_max_entries(names::POOL_RECORDS_V4, table.addresses().max(1))
             .load(&object)
             .with_context(|| format!("loading {}", object_path.display()))?;
+        let pools = (table.count > 0 && ebpf.map(names::POOL_TABLE_V4).is_some()).then_some(table);
         let program: &mut Xdp = ebpf
             .program_mut(names::XDP_PROGRAM)
             .ok_or_else(|| {
@@ -86,6 +113,7 @@ impl Dataplane {
             sources_v6: Vec::new(),
             use_source_filter: true,
             prefixes: 0,
+            pools,
         };
         dataplane.allow_v4(&[frames::RELAY_PREFIX_V4], allow_kind::RELAY)?;
         dataplane.allow_v6(&[frames::RELAY_PREFIX_V6], allow_kind::RELAY)?;
@@ -226,22 +254,81 @@ impl Dataplane {
     pub fn track_v4(&mut self, count: u32) -> Result<Duration> {
         let started = Instant::now();
         let mut table = self.subscribers()?;
-        let record = SubscriberRecord {
-            attempts: 1,
-            packets: 1,
-            bytes: 60,
-            ..Default::default()
-        };
         for n in 0..count {
             table
                 .insert(
                     SubscriberKey::ipv4(frames::subscriber_v4(n).octets()),
-                    record,
+                    blocked_once(),
                     0,
                 )
                 .with_context(|| format!("pre-filling {} at entry {n}", names::SUBSCRIBERS))?;
         }
         Ok(started.elapsed())
+    }
+
+    /// Whether the pools can be switched on (loaded with pools, from an object that has them).
+    pub fn has_pools(&self) -> bool {
+        self.pools.is_some()
+    }
+
+    /// Writes the pool table the dataplane was loaded for (`on`), or the empty one: without
+    /// pools every source's record is in the LRU map. The records stay either way.
+    pub fn set_pools(&mut self, on: bool) -> Result<()> {
+        let table = self
+            .pools
+            .ok_or_else(|| anyhow!("the dataplane was loaded without subscriber pools"))?;
+        let mut map: Array<_, PoolTable> =
+            Array::try_from(map(&mut self.ebpf, names::POOL_TABLE_V4)?)?;
+        let table = if on { table } else { PoolTable::default() };
+        map.set(0, table, 0)
+            .with_context(|| format!("writing {}", names::POOL_TABLE_V4))
+    }
+
+    /// The pool records of IPv4 subscribers `0..count`, as if each had been blocked once
+    /// (`track_v4` for the pools: a slot with `packets == 0` is a subscriber never seen).
+    pub fn track_pool_v4(&mut self, count: u32) -> Result<Duration> {
+        let started = Instant::now();
+        let (table, mut records) = self.pool_records()?;
+        for n in 0..count {
+            let slot = slot_of(&table, frames::subscriber_v4(n))?;
+            records.set(slot, blocked_once(), 0).with_context(|| {
+                format!("pre-filling {} at slot {slot}", names::POOL_RECORDS_V4)
+            })?;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Packets counted in the pool records of `sources`, all of which must lie in the pools.
+    pub fn pool_packets(&mut self, sources: &[Ipv4Addr]) -> Result<u64> {
+        let (table, records) = self.pool_records()?;
+        let mut packets = 0;
+        for &source in sources {
+            let slot = slot_of(&table, source)?;
+            packets += records.get(&slot, 0)?.packets;
+        }
+        Ok(packets)
+    }
+
+    /// Packets counted in the LRU records of IPv4 `sources` (0 for a source without one).
+    pub fn lru_packets(&mut self, sources: &[Ipv4Addr]) -> Result<u64> {
+        let table = self.subscribers()?;
+        let mut packets = 0;
+        for source in sources {
+            packets += match table.get(&SubscriberKey::ipv4(source.octets()), 0) {
+                Ok(record) => record.packets,
+                Err(aya::maps::MapError::KeyNotFound) => 0,
+                Err(err) => return Err(err.into()),
+            };
+        }
+        Ok(packets)
+    }
+
+    fn pool_records(&mut self) -> Result<(PoolTable, Array<&mut MapData, SubscriberRecord>)> {
+        let table = self
+            .pools
+            .ok_or_else(|| anyhow!("the dataplane was loaded without subscriber pools"))?;
+        let records = Array::try_from(map(&mut self.ebpf, names::POOL_RECORDS_V4)?)?;
+        Ok((table, records))
     }
 
     pub fn forget_v4(&mut self, addresses: impl Iterator<Item = Ipv4Addr>) -> Result<()> {
@@ -296,6 +383,23 @@ fn retry_enomem(
             other => return other,
         }
     }
+}
+
+/// What the pre-fill writes for a subscriber: one blocked SYN, long enough ago that the next
+/// packet opens a new detection window.
+fn blocked_once() -> SubscriberRecord {
+    SubscriberRecord {
+        attempts: 1,
+        packets: 1,
+        bytes: 60,
+        ..Default::default()
+    }
+}
+
+fn slot_of(table: &PoolTable, source: Ipv4Addr) -> Result<u32> {
+    table
+        .slot_of(u32::from(source))
+        .ok_or_else(|| anyhow!("{source} is in none of the subscriber pools"))
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {

@@ -26,6 +26,7 @@ mod report;
 mod rotate;
 mod rows;
 mod shortcuts;
+mod subscriber_pools;
 mod veth;
 mod working_set;
 mod xdp_filter;
@@ -75,6 +76,10 @@ pub enum Only {
     /// The lookups in front of the tries (destination host table, IPv6 source filter), each
     /// against the trie (built, or --object)
     Shortcuts,
+    /// The blocked IPv4 rows, with the records in the LRU map and in a subscriber pool, and
+    /// the working-set rows against the floor, at 10 prefixes and at 1M prefixes + 1M
+    /// subscribers (built, or --object)
+    WorkingSet,
 }
 
 impl Only {
@@ -84,6 +89,7 @@ impl Only {
             Only::Agent => "agent",
             Only::Inbound => "inbound",
             Only::Shortcuts => "shortcuts",
+            Only::WorkingSet => "working-set",
         }
     }
 }
@@ -248,6 +254,7 @@ fn run_only(only: Only, args: BenchArgs) -> Result<()> {
         Only::Agent => agent::rows(&agent, &scale.agent)?,
         Only::Inbound => inbound::rows(&object_of(args.object.clone())?, &scale)?,
         Only::Shortcuts => shortcuts::rows(&object_of(args.object.clone())?, &scale)?,
+        Only::WorkingSet => rows::blocked_only(&object_of(args.object.clone())?, &scale)?,
     };
     println!("\n{}", report::table(&rows));
     if let Some(json) = args.json {

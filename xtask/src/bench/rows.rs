@@ -1,5 +1,6 @@
 //! The whole bench in order: grow the allowlists through the spec's sizes, time every case at
 //! each, run the peers beside them, then fill the subscriber table; derive the ratio rows.
+//! The blocked IPv4 case is also timed with the subscriber pools on (`subscriber_pools.rs`).
 
 use std::{
     os::fd::{AsFd, BorrowedFd},
@@ -20,7 +21,7 @@ use super::{
     measure::{Measured, NoHooks, Stats, measure},
     prefixes,
     report::{Row, Target},
-    veth, working_set, xdp_filter,
+    subscriber_pools, veth, working_set, xdp_filter,
 };
 
 pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<Row>> {
@@ -28,7 +29,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     let largest = scale.prefix_steps.iter().copied().max().unwrap_or(10);
     let exempt_v4 = prefixes::exempt_v4(largest - 1);
     let exempt_v6 = prefixes::exempt_v6(largest - 1);
-    let mut dataplane = Dataplane::load(object)?;
+    let mut dataplane = load_with_pools(object)?;
     // A second copy that keeps the smallest allowlist, for the growth row.
     let mut smallest = Dataplane::load(object)?;
     let first = scale.prefix_steps.first().copied().unwrap_or(10);
@@ -38,20 +39,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     smallest.prefixes = first;
     let mut rows = Vec::new();
     for (step, &size) in scale.prefix_steps.iter().enumerate() {
-        let fresh = dataplane.prefixes - 1..size - 1;
-        let started = Instant::now();
-        dataplane.allow_v4(&exempt_v4[fresh.clone()], allow_kind::EXEMPT)?;
-        dataplane.allow_v6(&exempt_v6[fresh.clone()], allow_kind::EXEMPT)?;
-        dataplane.sync_source_index()?;
-        dataplane.prefixes = size;
-        rows.push(seconds_row(
-            format!(
-                "setup: insert {} IPv4 + {} IPv6 prefixes (map updates)",
-                fresh.len(),
-                fresh.len()
-            ),
-            started.elapsed().as_secs_f64(),
-        ));
+        rows.push(grow(&mut dataplane, &exempt_v4, &exempt_v6, size)?);
         let label = format!("{} pfx", short(size));
         let exempt = &exempt_v4[..size - 1];
         println!("measuring with {size} prefixes per family...");
@@ -71,12 +59,23 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
                 &measured,
                 target(case, step == 0, false),
             ));
+            if case == Case::BlockedTrackedV4 {
+                let target = target(case, step == 0, false);
+                let pooled = subscriber_pools::blocked_row(
+                    &mut dataplane,
+                    empty.as_fd(),
+                    scale,
+                    &label,
+                    target,
+                );
+                rows.extend(pooled?);
+            }
         }
         if step == 0 {
             let peers = peers(&rows, empty.as_fd(), scale, exempt)?;
             rows.extend(peers);
             println!("working set: ours and the floor over more and more subscribers...");
-            rows.extend(working_set::rows(&mut dataplane, scale, &label, 0)?);
+            rows.extend(working_set::rows(&mut dataplane, scale, &label, 0, true)?);
         }
         if size == scale.veth_step {
             println!("veth drop rate against nftables ({size} prefixes)...");
@@ -92,23 +91,8 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     rows.push(growth::row(&smallest, &dataplane, scale)?);
     drop(smallest);
 
-    println!(
-        "filling the subscriber table with {} records...",
-        scale.tracked
-    );
-    let fill = dataplane.track_v4(scale.tracked)?;
-    rows.push(seconds_row(
-        format!(
-            "setup: insert {} subscriber records (map updates)",
-            scale.tracked
-        ),
-        fill.as_secs_f64(),
-    ));
-    let label = format!(
-        "{} pfx + {} subs",
-        short(largest),
-        short(scale.tracked as usize)
-    );
+    rows.extend(fill_subscribers(&mut dataplane, scale.tracked)?);
+    let label = full_label(largest, scale.tracked);
     let exempt = &exempt_v4[..largest - 1];
     for case in Case::ALL.into_iter().filter(|case| {
         case.is_fast_path()
@@ -122,6 +106,12 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     }) {
         let measured = cases::run(case, &mut dataplane, empty.as_fd(), scale, exempt)?;
         rows.push(case_row(case, &label, &measured, target(case, false, true)));
+        if case == Case::BlockedTrackedV4 {
+            let target = target(case, false, true);
+            let pooled =
+                subscriber_pools::blocked_row(&mut dataplane, empty.as_fd(), scale, &label, target);
+            rows.extend(pooled?);
+        }
     }
     println!("working set with {} subscribers tracked...", scale.tracked);
     rows.extend(working_set::rows(
@@ -129,6 +119,7 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
         scale,
         &label,
         scale.tracked,
+        false,
     )?);
     // The agent's maps are its own: free the bench's before starting it.
     drop(dataplane);
@@ -139,6 +130,105 @@ pub fn collect(object: &Path, agent_binary: &Path, scale: &Scale) -> Result<Vec<
     rows.extend(super::flag_latency::rows(agent_binary, scale.flags)?);
     rows.extend(super::fleet::rows(agent_binary, &scale.fleet)?);
     Ok(rows)
+}
+
+/// `--only working-set`: the blocked IPv4 rows (LRU and pools) and the working-set rows with
+/// the smallest allowlist, then with the largest and the subscriber table and the pool full,
+/// as in the whole bench; a minute or two, for A/B runs of the blocked path (`--object`).
+pub fn blocked_only(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
+    let empty = bpf_sys::load_empty_xdp()?;
+    let smallest = scale.prefix_steps.first().copied().unwrap_or(10);
+    let largest = scale.prefix_steps.iter().copied().max().unwrap_or(10);
+    let exempt_v4 = prefixes::exempt_v4(largest - 1);
+    let exempt_v6 = prefixes::exempt_v6(largest - 1);
+    let mut dataplane = load_with_pools(object)?;
+    let mut rows = Vec::new();
+    for (size, tracked) in [(smallest, 0), (largest, scale.tracked)] {
+        rows.push(grow(&mut dataplane, &exempt_v4, &exempt_v6, size)?);
+        let full = tracked > 0;
+        let label = if full {
+            rows.extend(fill_subscribers(&mut dataplane, tracked)?);
+            full_label(size, tracked)
+        } else {
+            format!("{} pfx", short(size))
+        };
+        println!("blocked IPv4 rows and the working set [{label}]...");
+        let case = Case::BlockedTrackedV4;
+        let target = target(case, !full, full);
+        let measured = cases::run(case, &mut dataplane, empty.as_fd(), scale, &[])?;
+        rows.push(case_row(case, &label, &measured, target));
+        let pooled =
+            subscriber_pools::blocked_row(&mut dataplane, empty.as_fd(), scale, &label, target);
+        rows.extend(pooled?);
+        rows.extend(working_set::rows(
+            &mut dataplane,
+            scale,
+            &label,
+            tracked,
+            !full,
+        )?);
+    }
+    Ok(rows)
+}
+
+/// The bench's dataplane: the pool covering the subscribers sized at load, switched off. An
+/// object from before subscriber pools loads without them and the pools rows are left out.
+fn load_with_pools(object: &Path) -> Result<Dataplane> {
+    let dataplane = Dataplane::load_with_pools(object, &[subscriber_pools::pool()])?;
+    if !dataplane.has_pools() {
+        println!(
+            "{} has no subscriber pools: the pools rows are left out",
+            object.display()
+        );
+    }
+    Ok(dataplane)
+}
+
+/// Grows the allowlists to `size` prefixes per family, the index and filter with them; the
+/// setup row.
+fn grow(
+    dataplane: &mut Dataplane,
+    exempt_v4: &[(Ipv4Addr, u8)],
+    exempt_v6: &[(std::net::Ipv6Addr, u8)],
+    size: usize,
+) -> Result<Row> {
+    let fresh = dataplane.prefixes - 1..size - 1;
+    let started = Instant::now();
+    dataplane.allow_v4(&exempt_v4[fresh.clone()], allow_kind::EXEMPT)?;
+    dataplane.allow_v6(&exempt_v6[fresh.clone()], allow_kind::EXEMPT)?;
+    dataplane.sync_source_index()?;
+    dataplane.prefixes = size;
+    Ok(seconds_row(
+        format!(
+            "setup: insert {} IPv4 + {} IPv6 prefixes (map updates)",
+            fresh.len(),
+            fresh.len()
+        ),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Records for `tracked` subscribers in the LRU map and, when there are pools, in the pool
+/// (the pools rows must meet records as the LRU rows do); the setup rows.
+fn fill_subscribers(dataplane: &mut Dataplane, tracked: u32) -> Result<Vec<Row>> {
+    println!("filling the subscriber table with {tracked} records...");
+    let fill = dataplane.track_v4(tracked)?;
+    let mut rows = vec![seconds_row(
+        format!("setup: insert {tracked} subscriber records (map updates)"),
+        fill.as_secs_f64(),
+    )];
+    if dataplane.has_pools() {
+        let fill = dataplane.track_pool_v4(tracked)?;
+        rows.push(seconds_row(
+            format!("setup: write {tracked} pool records (array updates)"),
+            fill.as_secs_f64(),
+        ));
+    }
+    Ok(rows)
+}
+
+fn full_label(prefixes: usize, tracked: u32) -> String {
+    format!("{} pfx + {} subs", short(prefixes), short(tracked as usize))
 }
 
 fn target(case: Case, smallest: bool, full_tables: bool) -> Target {
@@ -161,10 +251,12 @@ fn case_row(case: Case, label: &str, measured: &Measured, target: Target) -> Row
     .with_context(measured)
 }
 
+/// The median of the case's latest row (not a variant's such as "... with pools [...]").
 fn last_median(rows: &[Row], case: Case) -> f64 {
+    let prefix = format!("{} [", case.name());
     rows.iter()
         .rev()
-        .find(|row| row.case.starts_with(case.name()))
+        .find(|row| row.case.starts_with(&prefix))
         .and_then(|row| row.median)
         .unwrap_or(f64::NAN)
 }
@@ -266,7 +358,7 @@ fn veth_rows(
     };
     let frames = "xdp-frame sender";
     let packets = "AF_PACKET sender";
-    Ok(vec![
+    let mut rows = vec![
         rate_row(
             "drop-all XDP program (the setup's ceiling)",
             frames,
@@ -281,6 +373,24 @@ fn veth_rows(
             Target::AtLeast(2.0),
         )
         .with_note("per-round ratios; frames arrive as a NIC's would (see BENCHMARKS.md)"),
+    ];
+    if !rates.frames_pools.is_empty() {
+        rows.push(rate_row(
+            "ours with pools (native XDP)",
+            frames,
+            &rates.frames_pools,
+        ));
+        rows.push(
+            Row::measured(
+                format!("veth drop rate, ours with pools / nftables, {frames}"),
+                &ratio(&rates.frames_pools, &rates.frames_nftables),
+                "x",
+                Target::AtLeast(2.0),
+            )
+            .with_note("the senders' sources in a subscriber pool (subscribers.pools)"),
+        );
+    }
+    rows.extend([
         rate_row("ours (native XDP)", packets, &rates.packet_native),
         rate_row("ours (generic XDP)", packets, &rates.packet_generic),
         rate_row("nftables netdev ingress", packets, &rates.packet_nftables),
@@ -298,7 +408,8 @@ fn veth_rows(
             Target::Info,
         )
         .with_note("per-round ratios"),
-    ])
+    ]);
+    Ok(rows)
 }
 
 /// 10, 10k, 1M.

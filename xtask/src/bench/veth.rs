@@ -45,6 +45,9 @@ pub struct DropRates {
     /// An XDP program that drops everything: what the sender and veth allow at most.
     pub frames_ceiling: Vec<f64>,
     pub frames_native: Vec<f64>,
+    /// Ours with the senders' sources in a subscriber pool (`subscriber_pools`); empty for an
+    /// object without pools.
+    pub frames_pools: Vec<f64>,
     pub frames_nftables: Vec<f64>,
     pub packet_native: Vec<f64>,
     pub packet_generic: Vec<f64>,
@@ -120,6 +123,12 @@ pub fn compare(
             .push(round(dataplane, &lab, native, &ruleset, || {
                 frames(&lab).map(drop)
             })?);
+        if dataplane.has_pools() {
+            dataplane.set_pools(true)?;
+            let pooled = round(dataplane, &lab, native, &ruleset, || frames(&lab).map(drop));
+            dataplane.set_pools(false)?;
+            rates.frames_pools.push(pooled?);
+        }
         pass_all.attach(&lab)?;
         let nft = round(dataplane, &lab, Filter::Nftables, &ruleset, || {
             frames(&lab).map(drop)
