@@ -47,8 +47,14 @@ fn check_config_accepts_good_and_names_the_key_of_bad_files() {
             "[subscribers]\npools = [\"100.64.0.0/16\", \"100.64.8.0/24\"]",
             "subscribers.pools[1]",
         ),
-        ("[subscribers]\npools = [\"100.0.0.0/8\"]", "subscribers.pools"),
-        ("[subscribers]\npools = [\"100.64.0.1/16\"]", "subscribers.pools[0]"),
+        (
+            "[subscribers]\npools = [\"100.0.0.0/8\"]",
+            "subscribers.pools",
+        ),
+        (
+            "[subscribers]\npools = [\"100.64.0.1/16\"]",
+            "subscribers.pools[0]",
+        ),
         ("mode = \"block\"", "mode"),
         ("bogus_key = 1", "bogus_key"),
     ] {
