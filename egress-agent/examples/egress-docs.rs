@@ -98,6 +98,11 @@ const CONFIG: &[Section] = &[
                 "1048576",
                 "capacity of the subscriber map (LRU: the least recently seen are evicted).",
             ),
+            (
+                "pools",
+                "[]",
+                "the ISP's own IPv4 subscriber ranges (up to 8 prefixes, a /10 in all): one 96-byte record per address, found without hashing and never evicted; other sources stay in the LRU map.",
+            ),
         ],
     ),
     (

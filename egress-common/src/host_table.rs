@@ -99,7 +99,7 @@ pub const fn host_of_word(word: u64) -> u32 {
 }
 
 #[cfg(feature = "user")]
-pub use build::{Table, build};
+pub use build::{Table, build, cuckoo};
 
 #[cfg(feature = "user")]
 mod build {
@@ -139,30 +139,52 @@ mod build {
     /// A table holding `hosts` (host, classes; each host once, classes nonzero), at a load of
     /// a quarter or less where [`MAX_BITS`] allows, or `None` when no size takes them all.
     pub fn build(hosts: &[(u32, u32)]) -> Option<Table> {
-        let quarter_load = usize::BITS - (hosts.len().max(1) * 4 - 1).leading_zeros();
-        for bits in quarter_load.clamp(4, MAX_BITS)..=MAX_BITS {
+        let slots: Vec<u64> = hosts
+            .iter()
+            .map(|&(host, classes)| slot(host, classes))
+            .collect();
+        cuckoo(&slots, MAX_BITS, |bits, seed, moving| {
+            choices(header(bits, 0, seed), (moving >> 32) as u32).map(|i| i as usize - 1)
+        })
+        .map(|(bits, seed, slots)| Table { bits, seed, slots })
+    }
+
+    /// Places `items` (nonzero: the default value is a free slot) in a two-choice cuckoo table
+    /// of 2^bits slots, the smallest at a quarter load or less up to `max_bits`, trying a few
+    /// seeds at each size; `choices` gives an item's two slots for a size and seed. Returns the
+    /// size, the seed and the slots, or `None` when no size takes them all.
+    pub fn cuckoo<S: Copy + Default + PartialEq>(
+        items: &[S],
+        max_bits: u32,
+        choices: impl Fn(u32, u32, &S) -> [usize; 2],
+    ) -> Option<(u32, u32, Vec<S>)> {
+        let quarter_load = usize::BITS - (items.len().max(1) * 4 - 1).leading_zeros();
+        for bits in quarter_load.clamp(4, max_bits)..=max_bits {
             for seed in 0..SEEDS {
                 let seed = seed.wrapping_mul(0x2545_f491);
-                if let Some(slots) = place(hosts, bits, seed) {
-                    return Some(Table { bits, seed, slots });
+                if let Some(slots) = place(items, bits, |item| choices(bits, seed, item)) {
+                    return Some((bits, seed, slots));
                 }
             }
         }
         None
     }
 
-    fn place(hosts: &[(u32, u32)], bits: u32, seed: u32) -> Option<Vec<u64>> {
-        let header = header(bits, 0, seed);
-        let mut slots = vec![0u64; 1 << bits];
-        'hosts: for &(host, classes) in hosts {
-            let mut moving = slot(host, classes);
+    fn place<S: Copy + Default + PartialEq>(
+        items: &[S],
+        bits: u32,
+        choices: impl Fn(&S) -> [usize; 2],
+    ) -> Option<Vec<S>> {
+        let mut slots = vec![S::default(); 1 << bits];
+        'items: for item in items {
+            let mut moving = *item;
             let mut vacated = None;
             for _ in 0..MAX_KICKS {
-                let [a, b] = choices(header, (moving >> 32) as u32).map(|i| i as usize - 1);
+                let [a, b] = choices(&moving);
                 for choice in [a, b] {
-                    if slots[choice] == 0 {
+                    if slots[choice] == S::default() {
                         slots[choice] = moving;
-                        continue 'hosts;
+                        continue 'items;
                     }
                 }
                 // Evict from the choice the moving slot did not just displace someone into.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod counters;
 pub mod event;
 pub mod host_table;
+pub mod host_table_v6;
 pub mod inbound;
 pub mod index;
 #[cfg(all(test, feature = "user"))]
@@ -51,6 +52,8 @@ pub mod names {
     pub const SOURCE_BLOCKS_V4: &str = "EGRESS_SOURCE_BLOCKS_V4";
     /// The IPv6 source filter (see `source_filter`): which /48s may hold a source prefix.
     pub const SOURCE_FILTER_V6: &str = "EGRESS_SOURCE_FILTER_V6";
+    /// The /128 entries of the IPv6 sources as a host table (see `host_table_v6`).
+    pub const SOURCE_HOSTS_V6: &str = "EGRESS_SOURCE_HOSTS_V6";
     /// The IPv4 destinations as a host table (see `host_table`).
     pub const DEST_HOSTS_V4: &str = "EGRESS_DEST_HOSTS_V4";
     /// Pins of earlier versions that nothing reads any more; the agent removes them.

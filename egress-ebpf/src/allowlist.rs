@@ -4,7 +4,8 @@
 //! array load, and a second one for a /24 that holds longer prefixes) once the agent says it
 //! is complete; the tries answer otherwise. IPv4 destinations, usually a few hosts (the ISP's
 //! relay beyond the edge), go through a host table while they are all hosts. IPv6 sources
-//! whose /48 holds no source prefix (the IPv6 source filter says so) skip the trie. A lookup in
+//! whose /48 holds no source prefix (the IPv6 source filter says so) skip the trie, and one that
+//! is a /128 entry (a relay, as a rule) is answered by the IPv6 source hosts' table. A lookup in
 //! a list the agent says is empty is skipped.
 
 use aya_ebpf::maps::lpm_trie::Key;
@@ -14,7 +15,7 @@ use egress_common::{
 
 use crate::maps::{
     DEST_HOSTS_V4, DESTINATIONS_V4, DESTINATIONS_V6, SOURCE_BLOCKS_V4, SOURCE_FILTER_V6,
-    SOURCE_INDEX_V4, SOURCES_V4, SOURCES_V6,
+    SOURCE_HOSTS_V6, SOURCE_INDEX_V4, SOURCES_V4, SOURCES_V6,
 };
 
 /// Allow-kind bits of the longest source prefix containing the packet's source, or 0.
@@ -33,10 +34,15 @@ pub fn source_allow_kind(packet: &SmtpPacket, flags: u32) -> u32 {
         {
             0
         }
-        Family::Ipv6 => SOURCES_V6
-            .get(Key::new(128, packet.source))
-            .copied()
-            .unwrap_or(0),
+        Family::Ipv6 => {
+            match crate::host_table::classes_v6(&SOURCE_HOSTS_V6, packet.source_words()) {
+                Some(kind) => kind,
+                None => SOURCES_V6
+                    .get(Key::new(128, packet.source))
+                    .copied()
+                    .unwrap_or(0),
+            }
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use aya_ebpf::{
 };
 use egress_common::{
     Counter, DEFAULT_ALLOWLIST_CAPACITY, DEFAULT_MAX_TRACKED, DataplaneConfig, EVENTS_RING_BYTES,
-    SubscriberKey, SubscriberRecord, host_table, index, pools::PoolTable, source_filter,
+    SubscriberKey, SubscriberRecord, host_table, host_table_v6, index, pools::PoolTable,
+    source_filter,
 };
 
 /// LPM tries must be created without preallocation; the long-prefix hash is too, so an
@@ -45,6 +46,12 @@ pub static SOURCES_V6: LpmTrie<[u8; 16], u32> =
 #[map(name = "EGRESS_SOURCE_FILTER_V6")]
 pub static SOURCE_FILTER_V6: Array<u64> =
     Array::with_max_entries(source_filter::WORDS, BPF_F_MMAPABLE);
+
+/// The /128 IPv6 source entries as a host table (`egress_common::host_table_v6`), read before
+/// the trie: 192 KiB, written through a shared mapping.
+#[map(name = "EGRESS_SOURCE_HOSTS_V6")]
+pub static SOURCE_HOSTS_V6: Array<u64> =
+    Array::with_max_entries(host_table_v6::ENTRIES, BPF_F_MMAPABLE);
 
 #[map(name = "EGRESS_DESTS_V4")]
 pub static DESTINATIONS_V4: LpmTrie<[u8; 4], u32> =

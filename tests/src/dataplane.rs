@@ -9,6 +9,7 @@
 
 mod allowlists;
 pub mod model;
+mod source_hosts;
 
 use std::net::IpAddr;
 
@@ -284,6 +285,8 @@ impl Dataplane {
             .collect();
         let filter = egress_agent::dataplane::source_filter::expected(&sources);
         let filtered = self.write_source_filter(filter.as_deref());
+        let v6_hosts = egress_agent::dataplane::source_hosts::expected(&sources);
+        self.write_source_hosts(v6_hosts.as_ref());
         self.write_config(&DataplaneConfig {
             allowlist_flags: policy.allowlist_flags() | filtered,
             ..policy.config()

@@ -198,6 +198,55 @@ fn the_destinations_host_table_decides_while_it_is_on() {
     assert_eq!(syn(&mut dataplane), Verdict::Pass);
 }
 
+/// The IPv6 source hosts' table answers for the /128 entries it holds: with the trie emptied
+/// an IPv6 relay still passes, and with the table off too it is blocked; an exempt /48 never
+/// goes into the table and is judged by the trie.
+#[test]
+fn the_ipv6_source_hosts_table_decides_for_its_hosts() {
+    let mut dataplane = Dataplane::load(&[25]);
+    let relay = frames::v6([0x2001, 0xdb8, 0x100, 1, 0, 0, 0, 7]);
+    let from = |dataplane: &mut Dataplane, source: [u8; 16]| {
+        let frame = tests::packet::Eth::new()
+            .ipv6(tests::packet::Ipv6::new(source, frames::MX6).tcp(tests::packet::Tcp::syn(25)));
+        dataplane.run(Hook::Xdp, &frame)
+    };
+    let policy = Policy::default()
+        .relay("2001:db8:100:1::7/128")
+        .exempt("2001:db8:200::/48");
+    dataplane.apply(&policy);
+    assert!(dataplane.source_hosts_on(), "one IPv6 /128 entry");
+    dataplane.keep_one_v6_source_store(true);
+    assert_eq!(
+        from(&mut dataplane, relay),
+        Verdict::Pass,
+        "the table alone"
+    );
+    let customer = frames::v6([0x2001, 0xdb8, 0x200, 0, 0, 0, 0, 9]);
+    assert_eq!(
+        from(&mut dataplane, customer),
+        Verdict::Drop,
+        "the /48 was only in the trie"
+    );
+
+    dataplane.apply(&policy);
+    dataplane.keep_one_v6_source_store(false);
+    assert!(!dataplane.source_hosts_on());
+    assert_eq!(from(&mut dataplane, relay), Verdict::Pass, "the trie alone");
+    assert_eq!(from(&mut dataplane, customer), Verdict::Pass);
+    dataplane.keep_one_v6_source_store(true);
+    assert_eq!(
+        from(&mut dataplane, relay),
+        Verdict::Drop,
+        "neither holds it now"
+    );
+
+    dataplane.apply(&Policy::default().exempt("2001:db8:200::/48"));
+    assert!(
+        !dataplane.source_hosts_on(),
+        "no /128 entry leaves the table off"
+    );
+}
+
 /// The IPv6 source filter decides only where its bit is clear: with every bit cleared, a relay
 /// the trie holds is blocked like a subscriber; a source prefix shorter than /40 keeps the
 /// filter off, and the trie lets the relay through again.

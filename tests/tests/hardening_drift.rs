@@ -172,3 +172,29 @@ fn a_cleared_ipv6_source_filter_word_is_rewritten_and_counted() {
     });
     assert_eq!(drift(), Some(1), "one word differed");
 }
+
+#[test]
+fn a_zeroed_ipv6_source_hosts_header_is_rewritten_and_counted() {
+    let lab = Lab::new();
+    let files = AgentFiles::new();
+    files.write_config(&lab, "[allow]\nrelays = [\"2001:db8:1::25/128\"]");
+    let agent = Agent::start(&lab, files);
+    let table = agent.files.pin_dir.join("maps/EGRESS_SOURCE_HOSTS_V6");
+    let table = table.to_str().expect("utf-8");
+    let header = host_table_header(table);
+    assert_ne!(
+        header[0], 0,
+        "the relay's /128 puts the table on: {header:?}"
+    );
+    let drift = || agent.status()["allowlist_drift"]["exempt"].as_u64();
+    assert_eq!(drift(), Some(0));
+    bpftool_ok(&[
+        "map", "update", "pinned", table, "key", "hex", "00", "00", "00", "00", "value", "hex",
+        "00", "00", "00", "00", "00", "00", "00", "00",
+    ]);
+    assert_eq!(host_table_header(table)[0], 0);
+    wait_for("the zeroed header to be rewritten", 15, || {
+        host_table_header(table)[0] != 0
+    });
+    assert_eq!(drift(), Some(1), "the header differed");
+}

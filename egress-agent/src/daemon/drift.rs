@@ -16,7 +16,7 @@ use crate::{
         allowlist_maps::{self, Direction},
         host_table,
         maps::MapsError,
-        source_filter, source_index,
+        source_filter, source_hosts, source_index,
     },
     paths::PinLayout,
     status::ByKind,
@@ -139,6 +139,9 @@ impl Agent {
             if let Err(err) = source_filter::sync(pins, &applied.sources) {
                 tracing::error!(%err, "cannot restore the IPv6 source filter");
             }
+            if let Err(err) = source_hosts::sync(pins, &applied.sources) {
+                tracing::error!(%err, "cannot restore the IPv6 source hosts' table");
+            }
         }
         if report.hosts {
             if let Err(err) = host_table::sync_destinations(pins, &applied.destinations) {
@@ -192,6 +195,11 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
         ..ByKind::default()
     });
     let filter = derived("the IPv6 source filter", filter, &mut found);
+    let v6_hosts = source_hosts::check(pins, &desired.sources).map(|slots| ByKind {
+        exempt: slots,
+        ..ByKind::default()
+    });
+    let v6_hosts = derived("the IPv6 source hosts' table", v6_hosts, &mut found);
     let destinations =
         host_table::check_destinations(pins, &desired.destinations).map(|hosts| ByKind {
             destination: hosts,
@@ -204,7 +212,12 @@ fn examine(pins: &PinLayout, desired: &Arc<Desired>) -> (ByKind, bool, bool, boo
     );
     let inbound = crate::inbound::hosts::check(pins, desired);
     let inbound = derived("the inbound host table", inbound, &mut found);
-    (found, tries, index || filter, destinations || inbound)
+    (
+        found,
+        tries,
+        index || filter || v6_hosts,
+        destinations || inbound,
+    )
 }
 
 /// A map derived from the tries (the IPv6 filter, a host table), checked: what differs is added to

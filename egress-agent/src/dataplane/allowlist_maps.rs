@@ -240,6 +240,7 @@ pub fn reconcile(
                 None => source_index::sync(pins, desired)?,
             };
             super::source_filter::sync(pins, desired)?;
+            super::source_hosts::sync(pins, desired)?;
         }
         Direction::Destinations => super::host_table::sync_destinations(pins, desired)?,
         Direction::ProtectedMx | Direction::MxSenders | Direction::Throttled => {}

@@ -11,6 +11,7 @@ pub mod maps;
 pub mod netlink;
 pub mod pools;
 pub mod source_filter;
+pub mod source_hosts;
 pub mod source_index;
 pub mod tc_legacy;
 pub mod tc_netlink;

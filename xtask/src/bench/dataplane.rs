@@ -21,7 +21,7 @@ use aya::{
 use egress_common::{
     Counter, DataplaneConfig, Mode, PortSet, SubscriberKey, SubscriberRecord, allow_kind,
     config::{allowlist_flags, ipv6_mask},
-    host_table,
+    host_table, host_table_v6,
     index_plan::{Plan, SourcePrefix},
     index_sync, names,
     pools::{self, PoolTable},
@@ -37,8 +37,11 @@ pub struct Dataplane {
     source_blocks: MapData,
     /// Every IPv4 source prefix in the trie, for the index.
     sources_v4: Vec<SourcePrefix>,
-    /// Every IPv6 source prefix in the trie, for the filter.
-    sources_v6: Vec<([u8; 16], u8)>,
+    /// Every IPv6 source prefix in the trie with its allow bits, for the filter and the IPv6
+    /// source hosts' table.
+    sources_v6: Vec<([u8; 16], u8, u32)>,
+    /// Whether `sync_source_index` lets the programs use that table.
+    use_source_hosts: bool,
     /// Whether `sync_source_index` lets the programs use the IPv6 source filter.
     use_source_filter: bool,
     /// Prefixes per family currently in the source allowlists (relays included).
@@ -111,6 +114,7 @@ impl Dataplane {
             source_blocks,
             sources_v4: Vec::new(),
             sources_v6: Vec::new(),
+            use_source_hosts: true,
             use_source_filter: true,
             prefixes: 0,
             pools,
@@ -161,6 +165,7 @@ impl Dataplane {
         index_sync::sync(&self.source_index, &self.source_blocks, &plan)
             .context("filling the IPv4 source index")?;
         let filtered = self.sync_source_filter(self.use_source_filter)?;
+        self.sync_source_hosts()?;
         let mut config_map: Array<_, DataplaneConfig> =
             Array::try_from(map(&mut self.ebpf, names::CONFIG)?)?;
         let config = DataplaneConfig {
@@ -221,16 +226,52 @@ impl Dataplane {
         for &(address, len) in prefixes {
             retry_enomem(|| trie.insert(&Key::new(u32::from(len), address.octets()), kind, 0))
                 .with_context(|| format!("inserting {address}/{len} into {}", names::SOURCES_V6))?;
-            self.sources_v6.push((address.octets(), len));
+            self.sources_v6.push((address.octets(), len, kind));
         }
         Ok(())
+    }
+
+    /// Writes the IPv6 source hosts' table of the long entries as the agent does, or switches
+    /// it off when they do not fit or `use_source_hosts` is false (nothing for an object from
+    /// before the table).
+    fn sync_source_hosts(&mut self) -> Result<()> {
+        let Some(table_map) = self.ebpf.map_mut(names::SOURCE_HOSTS_V6) else {
+            return Ok(());
+        };
+        let mut array: Array<_, u64> = Array::try_from(table_map)?;
+        let table = if self.use_source_hosts {
+            let hosts = host_table_v6::hosts_of(self.sources_v6.iter().copied());
+            hosts.and_then(|hosts| host_table_v6::build(&hosts))
+        } else {
+            None
+        };
+        if let Some(table) = &table {
+            for (slot, words) in (0u32..).zip(&table.slots) {
+                for (offset, word) in (0u32..).zip(words) {
+                    array.set(1 + slot * host_table_v6::SLOT_WORDS + offset, word, 0)?;
+                }
+            }
+        }
+        let header = table.as_ref().map_or(0, |table| table.header(0));
+        array.set(host_table_v6::HEADER, header, 0)?;
+        Ok(())
+    }
+
+    /// Stops the programs using the IPv6 source hosts' table: every IPv6 source walks the trie.
+    pub fn without_source_hosts(&mut self) -> Result<()> {
+        self.use_source_hosts = false;
+        self.sync_source_index()
     }
 
     /// Writes the IPv6 source filter for the IPv6 source prefixes, as the agent does; the
     /// flag that lets the programs use it, or 0 when a prefix is too short for it or
     /// `use_filter` is false (or the object predates the filter).
     fn sync_source_filter(&mut self, use_filter: bool) -> Result<u32> {
-        let words = source_filter::words(self.sources_v6.iter().copied());
+        let words = source_filter::words(
+            self.sources_v6
+                .iter()
+                .map(|&(address, len, _)| (address, len)),
+        );
         let (Some(words), true) = (words, use_filter) else {
             return Ok(0);
         };

@@ -82,6 +82,37 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
         &source,
         "what the filter saves on every SMTP packet from an IPv6 source in no listed /48",
     ));
+    let from_relay: Vec<Vec<u8>> = (0..SUBSCRIBERS)
+        .map(|n| {
+            let relay = frames::relay_v6(n % frames::RELAY_COUNT);
+            frames::ipv6(relay, frames::destination_v6(n), SMTP)
+        })
+        .collect();
+    let mut relay = Vec::new();
+    for (with, how) in [(true, "IPv6 source hosts' table"), (false, "trie")] {
+        let mut dataplane = Dataplane::load(object)?;
+        dataplane.allow_v6(&prefixes::exempt_v6(9), egress_common::allow_kind::EXEMPT)?;
+        if with {
+            dataplane.sync_source_index()?;
+        } else {
+            dataplane.without_source_hosts()?;
+        }
+        let name = format!("allowed SMTP from relay IPv6, 10 prefixes, {how}");
+        let program = dataplane.xdp_fd()?;
+        relay.push(time(
+            &mut rows,
+            &name,
+            program,
+            &from_relay,
+            XDP_PASS,
+            scale,
+        )?);
+    }
+    rows.push(saving(
+        "allowed IPv6 relay: trie - source hosts' table",
+        &relay,
+        "what the table saves on every SMTP packet from an IPv6 relay (a /124 of 16 here)",
+    ));
     Ok(rows)
 }
 
