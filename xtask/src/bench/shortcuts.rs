@@ -37,46 +37,37 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
         .map(|n| frames::ipv6(frames::subscriber_v6(n), frames::destination_v6(n), SMTP))
         .collect();
     let mut rows = Vec::new();
-    let mut destination = Vec::new();
-    for (with, how) in [(true, "host table"), (false, "trie")] {
-        let mut dataplane = Dataplane::load(object)?;
-        dataplane.allow_destination_hosts(&DESTINATIONS, with)?;
-        let name = format!("allowed SMTP to a destination host IPv4, {how}");
-        let program = dataplane.xdp_fd()?;
-        destination.push(time(
-            &mut rows,
-            &name,
-            program,
-            &to_destination,
-            XDP_PASS,
-            scale,
-        )?);
-    }
+    let destination = with_and_without(
+        &mut rows,
+        object,
+        scale,
+        ("allowed SMTP to a destination host IPv4", "host table"),
+        (&to_destination, XDP_PASS),
+        |dataplane, with| dataplane.allow_destination_hosts(&DESTINATIONS, with),
+    )?;
     rows.push(saving(
         "allowed destination host: trie - host table",
         &destination,
         "what the host table saves on every SMTP packet to an allowed destination",
     ));
-    let mut source = Vec::new();
-    for (with, how) in [(true, "IPv6 source filter"), (false, "trie")] {
-        let mut dataplane = Dataplane::load(object)?;
-        dataplane.allow_v6(&prefixes::exempt_v6(9), egress_common::allow_kind::EXEMPT)?;
-        if with {
-            dataplane.sync_source_index()?;
-        } else {
-            dataplane.without_source_filter()?;
-        }
-        let name = format!("blocked SYN tracked subscriber IPv6, 10 prefixes, {how}");
-        let program = dataplane.xdp_fd()?;
-        source.push(time(
-            &mut rows,
-            &name,
-            program,
-            &blocked_v6,
-            XDP_DROP,
-            scale,
-        )?);
-    }
+    let source = with_and_without(
+        &mut rows,
+        object,
+        scale,
+        (
+            "blocked SYN tracked subscriber IPv6, 10 prefixes",
+            "IPv6 source filter",
+        ),
+        (&blocked_v6, XDP_DROP),
+        |dataplane, with| {
+            dataplane.allow_v6(&prefixes::exempt_v6(9), egress_common::allow_kind::EXEMPT)?;
+            if with {
+                dataplane.sync_source_index()
+            } else {
+                dataplane.without_source_filter()
+            }
+        },
+    )?;
     rows.push(saving(
         "blocked IPv6 SYN: trie - source filter",
         &source,
@@ -88,32 +79,52 @@ pub fn rows(object: &Path, scale: &Scale) -> Result<Vec<Row>> {
             frames::ipv6(relay, frames::destination_v6(n), SMTP)
         })
         .collect();
-    let mut relay = Vec::new();
-    for (with, how) in [(true, "IPv6 source hosts' table"), (false, "trie")] {
-        let mut dataplane = Dataplane::load(object)?;
-        dataplane.allow_v6(&prefixes::exempt_v6(9), egress_common::allow_kind::EXEMPT)?;
-        if with {
-            dataplane.sync_source_index()?;
-        } else {
-            dataplane.without_source_hosts()?;
-        }
-        let name = format!("allowed SMTP from relay IPv6, 10 prefixes, {how}");
-        let program = dataplane.xdp_fd()?;
-        relay.push(time(
-            &mut rows,
-            &name,
-            program,
-            &from_relay,
-            XDP_PASS,
-            scale,
-        )?);
-    }
+    let relay = with_and_without(
+        &mut rows,
+        object,
+        scale,
+        (
+            "allowed SMTP from relay IPv6, 10 prefixes",
+            "IPv6 source hosts' table",
+        ),
+        (&from_relay, XDP_PASS),
+        |dataplane, with| {
+            dataplane.allow_v6(&prefixes::exempt_v6(9), egress_common::allow_kind::EXEMPT)?;
+            if with {
+                dataplane.sync_source_index()
+            } else {
+                dataplane.without_source_hosts()
+            }
+        },
+    )?;
     rows.push(saving(
         "allowed IPv6 relay: trie - source hosts' table",
         &relay,
         "what the table saves on every SMTP packet from an IPv6 relay (a /124 of 16 here)",
     ));
     Ok(rows)
+}
+
+/// Times `frames` (with their verdict) on a fresh dataplane set up with the shortcut
+/// (`setup(dataplane, true)`) and without it, one row each named `case, shortcut` and
+/// `case, trie`; returns the two medians, with first.
+fn with_and_without(
+    rows: &mut Vec<Row>,
+    object: &Path,
+    scale: &Scale,
+    (case, shortcut): (&str, &str),
+    (frames, verdict): (&[Vec<u8>], u32),
+    setup: impl Fn(&mut Dataplane, bool) -> Result<()>,
+) -> Result<Vec<f64>> {
+    let mut medians = Vec::new();
+    for (with, how) in [(true, shortcut), (false, "trie")] {
+        let mut dataplane = Dataplane::load(object)?;
+        setup(&mut dataplane, with)?;
+        let program = dataplane.xdp_fd()?;
+        let name = format!("{case}, {how}");
+        medians.push(time(rows, &name, program, frames, verdict, scale)?);
+    }
+    Ok(medians)
 }
 
 /// Times `frames` through `program` (after a warm-up pass that also tracks the subscribers),
