@@ -247,6 +247,25 @@ impl Etcd {
         }
     }
 
+    /// Freezes member `i` (SIGSTOP): its connections stay open and nothing is answered, as
+    /// a member stuck on its disk behaves.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, libc::SIGSTOP);
+    }
+
+    /// Thaws member `i` (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        self.signal(i, libc::SIGCONT);
+    }
+
+    fn signal(&self, i: usize, signal: libc::c_int) {
+        let member = &self.members[i];
+        let child = member.child.as_ref().expect("etcd member is running");
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "signal {signal} to etcd {}", member.name);
+    }
+
     /// Kills every member: etcd is down.
     pub fn stop_all(&mut self) {
         for i in 0..self.members.len() {

@@ -190,3 +190,46 @@ fn fleet_fails_static_and_converges() {
         );
     }
 }
+
+/// A member that takes a write and never confirms it (frozen, as one stuck on its disk): the
+/// CLI is told the outcome is unknown, not that nothing changed; the agent answers other
+/// requests meanwhile; once the member thaws, the next change goes through.
+#[test]
+fn a_write_etcd_never_confirms_is_reported_as_unknown() {
+    let etcd = Etcd::start(1);
+    let routers = fleet::routers(&etcd, 1, "");
+    wait_connected(&routers, true);
+    let router = &routers[0];
+
+    etcd.pause(0);
+    let add = std::thread::scope(|scope| {
+        let add = scope.spawn(|| router.agent.cli(&["relay", "add", "192.0.2.50"]));
+        wait_for(
+            "the agent answers `status` while etcd is frozen",
+            10,
+            || router.agent.cli(&["status"]).status.success(),
+        );
+        assert!(
+            !add.is_finished(),
+            "`relay add` was answered before etcd could have confirmed it"
+        );
+        add.join().expect("the relay add thread")
+    });
+    etcd.resume(0);
+    let stderr = String::from_utf8_lossy(&add.stderr);
+    assert_eq!(
+        add.status.code(),
+        Some(1),
+        "relay add to a frozen etcd: {add:?}"
+    );
+    assert!(
+        stderr.contains("etcd did not answer within")
+            && stderr.contains("the change may or may not have been made"),
+        "relay add to a frozen etcd: {stderr}"
+    );
+    assert!(!stderr.contains("nothing changed"), "{stderr}");
+
+    wait_connected(&routers, true);
+    router.agent.cli_ok(&["relay", "add", "192.0.2.51"]);
+    wait_lists(router, 0, "192.0.2.51/32", true);
+}

@@ -273,11 +273,7 @@ impl Agent {
         let answer = match link.handle.submit(change) {
             Ok(answer) => answer,
             Err(why) => {
-                return refuse(
-                    reply,
-                    ErrorKind::Internal,
-                    format!("{why}; nothing changed"),
-                );
+                return refuse(reply, ErrorKind::Internal, why.to_string());
             }
         };
         tokio::spawn(async move {
@@ -293,7 +289,7 @@ impl Agent {
                 }
                 Ok(Ok(Err(why))) => Response::error(
                     ErrorKind::Internal,
-                    format!("cannot change the fleet: {why}; nothing changed"),
+                    format!("cannot change the fleet: {why}"),
                 ),
                 Ok(Err(_)) => Response::error(
                     ErrorKind::Internal,

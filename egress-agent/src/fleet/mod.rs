@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use keys::{FleetEntry, KINDS, Value, encode, key};
 pub use snapshot::FleetSet;
 pub use validate::validate;
-pub use worker::{Change, Published};
+pub use worker::{Change, ChangeFailed, Published};
 
 use crate::config::FleetConfig;
 
@@ -93,13 +93,21 @@ impl Fleet {
 
     /// Hands `change` to the worker; its answer (etcd's revision after it) comes on the
     /// receiver. Refused at once when the worker is busy or gone.
-    pub fn submit(&self, change: Change) -> Result<oneshot::Receiver<Result<i64, String>>, String> {
+    pub fn submit(
+        &self,
+        change: Change,
+    ) -> Result<oneshot::Receiver<Result<i64, ChangeFailed>>, ChangeFailed> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .try_send(worker::Request { change, reply })
-            .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => "too many fleet changes in flight".to_owned(),
-                mpsc::error::TrySendError::Closed(_) => "the fleet thread stopped".to_owned(),
+            .map_err(|err| {
+                ChangeFailed::Rejected(
+                    match err {
+                        mpsc::error::TrySendError::Full(_) => "too many fleet changes in flight",
+                        mpsc::error::TrySendError::Closed(_) => "the fleet thread stopped",
+                    }
+                    .to_owned(),
+                )
             })?;
         Ok(answer)
     }

@@ -10,7 +10,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use etcd_client::{Client, ConnectOptions, EventType, GetOptions, KeyValue, WatchOptions};
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp, WatchOptions,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{FleetEntry, FleetSet, keys};
@@ -19,8 +21,11 @@ use super::{FleetEntry, FleetSet, keys};
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Every unary call (list, put, delete) is bounded.
+/// Every unary read (the list) is bounded.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// A write waits longer: a busy member's disk can take seconds to sync its log. Below the
+/// daemon's own limit, so the CLI hears which way it went.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(4);
 /// How often the watch is asked for progress; its answers keep `last_sync` fresh and prove
 /// the member is alive.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
@@ -51,7 +56,20 @@ pub enum Change {
 /// A change with where its answer goes: etcd's revision after it, or why it failed.
 pub struct Request {
     pub change: Change,
-    pub reply: oneshot::Sender<Result<i64, String>>,
+    pub reply: oneshot::Sender<Result<i64, ChangeFailed>>,
+}
+
+/// Why a change got no revision; the two tell the operator different things.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeFailed {
+    #[error("{0}; nothing changed")]
+    Rejected(String),
+    /// etcd may still apply it: a write in flight is not taken back.
+    #[error(
+        "etcd did not answer within {} s; the change may or may not have been made",
+        .0.as_secs()
+    )]
+    Unanswered(Duration),
 }
 
 /// Connection settings, read and checked at start.
@@ -330,30 +348,35 @@ async fn refuse_changes_during<T>(
             out = &mut work => return Some(out),
             request = requests.recv() => {
                 let request = request?;
-                let _ = request.reply.send(Err(refusal.to_owned()));
+                let _ = request.reply.send(Err(ChangeFailed::Rejected(refusal.to_owned())));
             }
         }
     }
 }
 
-/// Writes one change to etcd and answers with the revision after it.
+/// Writes one change to etcd and answers with the revision after it. Several deletes go in
+/// one transaction, so a failure leaves every key as it was.
 async fn carry_out(mut client: Client, request: Request) {
-    let result = match request.change {
-        Change::Put { key, value } => bounded(REQUEST_TIMEOUT, client.put(key, value, None))
-            .await
-            .map(|r| r.header().map_or(0, |h| h.revision())),
-        Change::Delete { keys } => {
-            let mut revision = Ok(0);
-            for key in keys {
-                revision = bounded(REQUEST_TIMEOUT, client.delete(key, None))
+    let call = async move {
+        match request.change {
+            Change::Put { key, value } => client
+                .put(key, value, None)
+                .await
+                .map(|r| r.header().map_or(0, |h| h.revision())),
+            Change::Delete { keys } => {
+                let deletes: Vec<TxnOp> =
+                    keys.into_iter().map(|k| TxnOp::delete(k, None)).collect();
+                client
+                    .txn(Txn::new().and_then(deletes))
                     .await
-                    .map(|r| r.header().map_or(0, |h| h.revision()));
-                if revision.is_err() {
-                    break;
-                }
+                    .map(|r| r.header().map_or(0, |h| h.revision()))
             }
-            revision
         }
+    };
+    let result = match tokio::time::timeout(WRITE_TIMEOUT, call).await {
+        Ok(Ok(revision)) => Ok(revision),
+        Ok(Err(err)) => Err(ChangeFailed::Rejected(err.to_string())),
+        Err(_) => Err(ChangeFailed::Unanswered(WRITE_TIMEOUT)),
     };
     let _ = request.reply.send(result);
 }

@@ -112,9 +112,8 @@ struct Router {
 
 impl Fleet {
     fn start(binary: &Path) -> Result<Fleet> {
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("egress-bench-fleet-{}", std::process::id())),
-        );
+        let dir =
+            TempDir(memory_backed_dir().join(format!("egress-bench-fleet-{}", std::process::id())));
         let etcd_ns = lab::namespace("etcd")?;
         etcd_ns.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
         etcd_ns.ip(&["link", "set", BRIDGE, "up"])?;
@@ -159,14 +158,28 @@ impl Fleet {
         let prefix = format!("{relay}/32");
         self.expect_everywhere(relay, XDP_DROP, "before the add")?;
         let started = Instant::now();
-        self.routers[0]
-            .agent
-            .cli(&["relay", "add", &prefix, "--comment", "bench"])?;
+        self.cli(0, &["relay", "add", &prefix, "--comment", "bench"])?;
         let added = self.wait_everywhere(relay, XDP_PASS, started, "allows the added relay")?;
         let started = Instant::now();
-        self.routers[1].agent.cli(&["relay", "remove", &prefix])?;
+        self.cli(1, &["relay", "remove", &prefix])?;
         let removed = self.wait_everywhere(relay, XDP_DROP, started, "drops the removed relay")?;
         Ok((added, removed))
+    }
+
+    /// A CLI change on router `k`; a refusal carries etcd's log, which says why.
+    fn cli(&self, k: usize, args: &[&str]) -> Result<()> {
+        self.routers[k]
+            .agent
+            .cli(args)
+            .with_context(|| format!("etcd log:\n{}", self.etcd_log()))?;
+        Ok(())
+    }
+
+    /// The last lines of etcd's log.
+    fn etcd_log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.0.join("etcd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// Polls every router's dataplane until each gives `verdict`; ms since `started`.
@@ -192,7 +205,7 @@ impl Fleet {
                     bail!(
                         "router {k} never {what} ({relay}) within {CHANGE_TIMEOUT:?}; its log:\n{}\netcd log:\n{}",
                         self.routers[k].agent.log_tail(),
-                        std::fs::read_to_string(self.dir.0.join("etcd.log")).unwrap_or_default()
+                        self.etcd_log()
                     );
                 }
                 std::thread::sleep(Duration::from_millis(1));
@@ -222,6 +235,18 @@ impl Fleet {
         let program = bpf_sys::program_of_link(link)
             .with_context(|| format!("router {k}'s XDP link {}", link.display()))?;
         Ok(bpf_sys::test_run(std::os::fd::AsFd::as_fd(&program), &frame, 1)?.retval)
+    }
+}
+
+/// Where etcd keeps its data: memory when the machine has it. The rows time propagation
+/// through etcd, not the disk under it (a CI run once saw a write outlast the agent's limit;
+/// a slow log sync is etcd's usual reason).
+fn memory_backed_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_owned()
+    } else {
+        std::env::temp_dir()
     }
 }
 
